@@ -1,0 +1,110 @@
+#include "commands.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace pilogger::cli {
+
+std::string format_duration(double seconds) {
+    if (seconds < 0) seconds = 0;
+    long total = static_cast<long>(seconds);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%02ld:%02ld:%02ld", total / 3600, (total / 60) % 60, total % 60);
+    return buf;
+}
+
+namespace {
+std::string number(const json& v) {
+    if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+    if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
+    if (v.is_number_float()) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.1f", v.get<double>());
+        return buf;
+    }
+    return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+std::string bytes(int64_t n) {
+    char buf[32];
+    if (n >= (1LL << 30)) {
+        snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(n) / (1LL << 30));
+    } else if (n >= (1LL << 20)) {
+        snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(n) / (1LL << 20));
+    } else {
+        snprintf(buf, sizeof buf, "%lld KiB", static_cast<long long>(n / 1024));
+    }
+    return buf;
+}
+
+// The stats worth a glance, in this order, when a module reports them.
+std::string stats_brief(const json& stats) {
+    static const std::pair<const char*, const char*> kFields[] = {
+        {"fps", "fps"}, {"rate_hz", "Hz"}, {"frames", "frames"}, {"notes", "notes"}, {"drops", "drops"}};
+    std::string out;
+    for (const auto& [key, unit] : kFields) {
+        auto it = stats.find(key);
+        if (it == stats.end() || it->is_null()) continue;
+        out += " " + number(*it) + " " + unit;
+    }
+    return out;
+}
+}  // namespace
+
+std::string module_summary(const json& m) {
+    std::string out = m.value("name", "?") + " (" + m.value("type", "?") + "): " + m.value("state", "?");
+    out += stats_brief(m.value("stats", json::object()));
+    int restarts = m.value("restarts", 0);
+    if (restarts > 0) out += ", " + std::to_string(restarts) + " restarts";
+    std::string err = m.value("last_error", "");
+    if (!err.empty()) out += "; last error: " + err;
+    return out;
+}
+
+std::string status_line(const json& s) {
+    std::string out;
+    const json& session = s["session"];
+    const json& trial = s["trial"];
+    if (trial.is_object()) {
+        out += "REC trial " + std::to_string(trial.value("number", 0)) + " " + format_duration(trial.value("elapsed_s", 0.0));
+    } else {
+        out += "idle";
+    }
+    if (session.is_object()) out += " | session " + format_duration(session.value("elapsed_s", 0.0));
+    for (const auto& m : s.value("modules", json::array())) {
+        out += " | " + m.value("name", "?") + " " + m.value("state", "?") + stats_brief(m.value("stats", json::object()));
+    }
+    return out;
+}
+
+std::string status_report(const json& s) {
+    std::string out;
+    const json& sup = s["supervisor"];
+    out += "supervisor  pid " + number(sup.value("pid", json(0))) + ", up " + format_duration(sup.value("uptime_s", 0.0)) +
+           ", config " + sup.value("config_file", "?") + "\n";
+    const json& session = s["session"];
+    if (session.is_object()) {
+        out += "session     " + session.value("dir", "?") + " (" + format_duration(session.value("elapsed_s", 0.0)) + ", " +
+               number(session.value("trials", json(0))) + " trials)\n";
+    } else {
+        out += "session     none (start one with 'pilogger session start')\n";
+    }
+    const json& trial = s["trial"];
+    if (trial.is_object()) {
+        std::string label = trial.value("label", "");
+        out += "trial       " + std::to_string(trial.value("number", 0)) + (label.empty() ? "" : " (" + label + ")") +
+               " recording for " + format_duration(trial.value("elapsed_s", 0.0)) + "\n";
+    } else {
+        out += "trial       not recording\n";
+    }
+    const json& disk = s["disk"];
+    int64_t free_bytes = disk.value("free_bytes", int64_t{-1});
+    if (free_bytes >= 0) {
+        out += "disk        " + bytes(free_bytes) + " free (reserve " + bytes(disk.value("reserve_bytes", int64_t{0})) + ")\n";
+    }
+    out += "modules\n";
+    for (const auto& m : s.value("modules", json::array())) out += "  " + module_summary(m) + "\n";
+    return out;
+}
+
+}  // namespace pilogger::cli

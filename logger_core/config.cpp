@@ -1,0 +1,313 @@
+#include "config.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace pilogger {
+
+namespace {
+
+std::string location(const std::string& file, const YAML::Mark& mark) {
+    if (mark.is_null()) return file;
+    return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+std::string describe(const YAML::Node& node) {
+    if (!node.IsDefined() || node.IsNull()) return "nothing";
+    if (node.IsMap()) return "a mapping";
+    if (node.IsSequence()) return "a list";
+    return "'" + node.Scalar() + "'";
+}
+
+}  // namespace
+
+// ---- YamlMap ----
+
+YamlMap::YamlMap(const YAML::Node& node, std::string key_path, std::string file)
+    : key_path_(std::move(key_path)), file_(std::move(file)) {
+    // An absent key comes back as an invalid node; treat it as an empty mapping.
+    if (node.IsDefined()) node_ = node;
+    if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
+        throw ConfigError(location(file_, node_.Mark()) + ": " +
+                          (key_path_.empty() ? std::string("top level") : key_path_) +
+                          ": expected a mapping of keys, got " + describe(node_));
+    }
+}
+
+std::string YamlMap::full_key(const std::string& key) const {
+    return key_path_.empty() ? key : key_path_ + "." + key;
+}
+
+void YamlMap::fail(const YAML::Node& at, const std::string& key, const std::string& what) const {
+    YAML::Mark mark = at.IsDefined() ? at.Mark() : node_.Mark();
+    throw ConfigError(location(file_, mark) + ": " + full_key(key) + ": " + what);
+}
+
+YAML::Node YamlMap::lookup(const std::string& key) {
+    used_.insert(key);
+    if (!node_.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    const YAML::Node& const_node = node_;
+    return const_node[key];
+}
+
+bool YamlMap::has(const std::string& key) const {
+    if (!node_.IsMap()) return false;
+    const YAML::Node& const_node = node_;
+    return const_node[key].IsDefined();
+}
+
+YAML::Node YamlMap::node(const std::string& key) { return lookup(key); }
+
+std::string YamlMap::string(const std::string& key, const std::string& fallback) {
+    YAML::Node n = lookup(key);
+    if (!n.IsDefined() || n.IsNull()) return fallback;
+    if (!n.IsScalar()) fail(n, key, "expected text, got " + describe(n));
+    return n.Scalar();
+}
+
+std::string YamlMap::required_string(const std::string& key) {
+    YAML::Node n = lookup(key);
+    if (!n.IsDefined() || n.IsNull()) fail(node_, key, "missing; expected text");
+    return string(key, "");
+}
+
+std::string YamlMap::choice(const std::string& key, const std::string& fallback,
+                            std::initializer_list<const char*> allowed) {
+    std::string value = string(key, fallback);
+    std::string list;
+    for (const char* a : allowed) {
+        if (value == a) return value;
+        list += list.empty() ? a : std::string(", ") + a;
+    }
+    fail(lookup(key), key, "expected one of " + list + ", got '" + value + "'");
+}
+
+int64_t YamlMap::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
+    YAML::Node n = lookup(key);
+    if (!n.IsDefined() || n.IsNull()) return fallback;
+    int64_t value = 0;
+    bool ok = n.IsScalar();
+    if (ok) {
+        const std::string& s = n.Scalar();
+        char* end = nullptr;
+        errno = 0;
+        long long parsed = std::strtoll(s.c_str(), &end, 10);
+        ok = !s.empty() && end != nullptr && *end == '\0' && errno == 0;
+        value = parsed;
+    }
+    if (!ok) fail(n, key, "expected a whole number, got " + describe(n));
+    if (value < min || value > max) {
+        fail(n, key, "expected a whole number from " + std::to_string(min) + " to " +
+                         std::to_string(max) + ", got " + std::to_string(value));
+    }
+    return value;
+}
+
+double YamlMap::number(const std::string& key, double fallback, double min, double max) {
+    YAML::Node n = lookup(key);
+    if (!n.IsDefined() || n.IsNull()) return fallback;
+    double value = 0;
+    bool ok = n.IsScalar();
+    if (ok) {
+        const std::string& s = n.Scalar();
+        char* end = nullptr;
+        value = std::strtod(s.c_str(), &end);
+        ok = !s.empty() && end != nullptr && *end == '\0' && std::isfinite(value);
+    }
+    if (!ok) fail(n, key, "expected a number, got " + describe(n));
+    if (value < min || value > max) {
+        std::ostringstream range;
+        range << "expected a number from " << min << " to " << max << ", got " << value;
+        fail(n, key, range.str());
+    }
+    return value;
+}
+
+bool YamlMap::boolean(const std::string& key, bool fallback) {
+    YAML::Node n = lookup(key);
+    if (!n.IsDefined() || n.IsNull()) return fallback;
+    if (n.IsScalar()) {
+        const std::string& s = n.Scalar();
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+    }
+    fail(n, key, "expected true or false, got " + describe(n));
+}
+
+YamlMap YamlMap::map(const std::string& key) { return YamlMap(lookup(key), full_key(key), file_); }
+
+std::vector<std::string> YamlMap::keys() const {
+    std::vector<std::string> out;
+    if (!node_.IsMap()) return out;
+    for (const auto& entry : node_) out.push_back(entry.first.Scalar());
+    return out;
+}
+
+void YamlMap::finish() const {
+    if (!node_.IsMap()) return;
+    std::set<std::string> seen;
+    for (const auto& entry : node_) {
+        const std::string& key = entry.first.Scalar();
+        if (!seen.insert(key).second) fail(entry.first, key, "appears twice");
+        if (used_.count(key) == 0) {
+            std::string expected;
+            for (const auto& k : used_) expected += expected.empty() ? k : ", " + k;
+            fail(entry.first, key, "unknown key; expected one of: " + expected);
+        }
+    }
+}
+
+// ---- module settings by type ----
+
+namespace {
+
+const std::regex kModuleName("[a-z][a-z0-9_-]{0,31}");
+
+nlohmann::json notes_settings(YamlMap&) { return nlohmann::json::object(); }
+
+// The test module exists for the supervisor's own tests and benchmarks.
+nlohmann::json test_settings(YamlMap& m) {
+    return {{"stats_interval_ms", m.integer("stats_interval_ms", 1000, 10, 60000)},
+            {"records", m.boolean("records", true)}};
+}
+
+ModuleConfig load_module(const std::string& name, YamlMap m) {
+    ModuleConfig module;
+    module.name = name;
+    module.type = m.choice("type", name, {"notes", "test"});
+    module.enabled = m.boolean("enabled", true);
+    module.executable = expand_home(m.string("executable", ""));
+    if (module.type == "notes") {
+        module.settings = notes_settings(m);
+    } else {
+        module.settings = test_settings(m);
+    }
+    m.finish();
+    return module;
+}
+
+}  // namespace
+
+std::string expand_home(const std::string& path) {
+    if (path == "~" || path.rfind("~/", 0) == 0) {
+        const char* home = std::getenv("HOME");
+        if (home != nullptr) return std::string(home) + path.substr(1);
+    }
+    return path;
+}
+
+const ModuleConfig* Config::find_module(const std::string& name) const {
+    for (const auto& m : modules) {
+        if (m.name == name) return &m;
+    }
+    return nullptr;
+}
+
+nlohmann::json Config::to_json() const {
+    nlohmann::json mods = nlohmann::json::object();
+    for (const auto& m : modules) {
+        mods[m.name] = {{"type", m.type},
+                        {"enabled", m.enabled},
+                        {"executable", m.executable},
+                        {"settings", m.settings}};
+    }
+    const SupervisorSettings& s = supervisor;
+    return {{"source_file", source_file},
+            {"data_dir", data_dir},
+            {"session_label", session_label},
+            {"log_level", log_level},
+            {"disk_reserve_mb", disk_reserve_mb},
+            {"supervisor",
+             {{"ack_timeout_ms", s.ack_timeout_ms},
+              {"heartbeat_timeout_ms", s.heartbeat_timeout_ms},
+              {"trial_start_delay_ms", s.trial_start_delay_ms},
+              {"shutdown_timeout_ms", s.shutdown_timeout_ms},
+              {"terminate_timeout_ms", s.terminate_timeout_ms},
+              {"restart_backoff_initial_ms", s.restart_backoff_initial_ms},
+              {"restart_backoff_max_ms", s.restart_backoff_max_ms},
+              {"restart_healthy_reset_s", s.restart_healthy_reset_s},
+              {"clock_anchor_interval_ms", s.clock_anchor_interval_ms},
+              {"disk_check_interval_ms", s.disk_check_interval_ms}}},
+            {"modules", mods}};
+}
+
+namespace {
+Config parse_config(const std::string& text, const std::string& source_name) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        throw ConfigError(location(source_name, e.mark) + ": YAML syntax error: " + e.msg);
+    }
+    if (!root.IsDefined() || root.IsNull()) {
+        throw ConfigError(source_name + ": the file is empty; expected a mapping with data_dir and modules");
+    }
+
+    Config config;
+    config.source_file = source_name;
+    YamlMap top(root, "", source_name);
+    config.data_dir = expand_home(top.required_string("data_dir"));
+    config.session_label = top.string("session_label", "");
+    config.log_level = top.choice("log_level", "info", {"debug", "info", "warning", "error"});
+    config.disk_reserve_mb = top.integer("disk_reserve_mb", 1024, 0, 1'000'000);
+
+    YamlMap sup = top.map("supervisor");
+    SupervisorSettings& s = config.supervisor;
+    s.ack_timeout_ms = sup.integer("ack_timeout_ms", s.ack_timeout_ms, 50, 600000);
+    s.heartbeat_timeout_ms = sup.integer("heartbeat_timeout_ms", s.heartbeat_timeout_ms, 500, 600000);
+    s.trial_start_delay_ms = sup.integer("trial_start_delay_ms", s.trial_start_delay_ms, 0, 10000);
+    s.shutdown_timeout_ms = sup.integer("shutdown_timeout_ms", s.shutdown_timeout_ms, 100, 600000);
+    s.terminate_timeout_ms = sup.integer("terminate_timeout_ms", s.terminate_timeout_ms, 100, 600000);
+    s.restart_backoff_initial_ms =
+        sup.integer("restart_backoff_initial_ms", s.restart_backoff_initial_ms, 10, 600000);
+    s.restart_backoff_max_ms = sup.integer("restart_backoff_max_ms", s.restart_backoff_max_ms, 10, 3600000);
+    s.restart_healthy_reset_s = sup.integer("restart_healthy_reset_s", s.restart_healthy_reset_s, 1, 86400);
+    s.clock_anchor_interval_ms =
+        sup.integer("clock_anchor_interval_ms", s.clock_anchor_interval_ms, 100, 600000);
+    s.disk_check_interval_ms = sup.integer("disk_check_interval_ms", s.disk_check_interval_ms, 100, 600000);
+    sup.finish();
+
+    YAML::Node modules_node = top.node("modules");
+    if (!modules_node.IsDefined() || modules_node.IsNull()) {
+        top.fail(root, "modules", "missing; expected a mapping of module names to settings");
+    }
+    YamlMap modules(modules_node, "modules", source_name);
+    for (const auto& name : modules.keys()) {
+        YAML::Node module_node = modules.node(name);
+        if (!std::regex_match(name, kModuleName)) {
+            modules.fail(module_node, name,
+                         "module names use lower-case letters, digits, '-' and '_' (at most 32)");
+        }
+        config.modules.push_back(load_module(name, modules.map(name)));
+    }
+    modules.finish();
+    top.finish();
+    return config;
+}
+}  // namespace
+
+Config load_config_text(const std::string& text, const std::string& source_name) {
+    try {
+        return parse_config(text, source_name);
+    } catch (const YAML::Exception& e) {
+        // Anything yaml-cpp itself objects to still names the file and place.
+        throw ConfigError(location(source_name, e.mark) + ": " + e.msg);
+    }
+}
+
+Config load_config_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    return load_config_text(text.str(), path);
+}
+
+}  // namespace pilogger

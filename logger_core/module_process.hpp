@@ -1,0 +1,132 @@
+// The supervisor's handle on one module process: spawn, protocol, ACKs with timeouts,
+// heartbeat watch, restart with exponential back-off, graceful stop.
+#pragma once
+
+#include "config.hpp"
+#include "ndjson.hpp"
+#include "uv.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace pilogger {
+
+struct CommandResult {
+    bool ok = false;
+    json result;         // ok: the module's result
+    std::string code;    // !ok: error code and message
+    std::string message;
+
+    static CommandResult failure(std::string code, std::string message) {
+        return CommandResult{false, json::object(), std::move(code), std::move(message)};
+    }
+    json to_json() const;
+};
+using ResultCallback = std::function<void(const CommandResult&)>;
+
+class ModuleProcess;
+
+// What a module process reports to its owner (the supervisor).
+class ModuleHost {
+public:
+    virtual ~ModuleHost() = default;
+    // The module said hello: configure it and bring it up to the current session and trial.
+    virtual void module_hello(ModuleProcess& module) = 0;
+    virtual void module_state_changed(ModuleProcess& module) = 0;
+    virtual void module_event(ModuleProcess& module, const Message& event) = 0;
+    virtual void module_stderr(ModuleProcess& module, std::string_view line) = 0;
+    // Something the supervisor records in events.csv: crash, hang, restart, ack timeout...
+    virtual void module_incident(ModuleProcess& module, std::string_view event, const std::string& detail) = 0;
+};
+
+class ModuleProcess {
+public:
+    enum class State { Disabled, Starting, Configuring, Ready, Recording, Stopping, Restarting, Error, Exited };
+
+    ModuleProcess(uv::Loop& loop, ModuleHost& host, ModuleConfig config, const SupervisorSettings& settings);
+    ~ModuleProcess();
+
+    const std::string& name() const { return config_.name; }
+    const std::string& type() const { return config_.type; }
+    const ModuleConfig& config() const { return config_; }
+    State state() const { return state_; }
+    bool enabled() const { return enabled_; }
+    int pid() const { return process_ ? process_->pid() : 0; }
+    int restarts() const { return restarts_; }
+    const std::string& last_error() const { return last_error_; }
+    const json& last_stats() const { return last_stats_; }
+    const json& hello() const { return hello_; }
+    bool has_capability(const std::string& capability) const;
+    // Running and past its hello: commands can be sent.
+    bool connected() const;
+
+    void start();
+    // Sends a command; cb runs exactly once (answer, timeout, or the process going away).
+    void send(const std::string& cmd, const json& args, ResultCallback cb, int64_t timeout_ms = 0);
+    // The supervisor moves the state along as the lifecycle commands are acknowledged.
+    void set_state(State s);
+    void set_error(const std::string& message);
+
+    // Graceful: shutdown command, wait, SIGTERM, wait, SIGKILL. No restart afterwards.
+    void stop(std::function<void()> done);
+    void enable();
+    void disable(std::function<void()> done);
+    // Graceful stop, then a fresh process.
+    void restart(const std::string& why);
+    // Periodic check of ACK deadlines and the heartbeat; now in mono ns.
+    void tick(int64_t now);
+    json status() const;
+
+private:
+    void spawn();
+    void on_stdout(std::string_view chunk);
+    void on_line(std::string_view line);
+    void on_exit(int64_t status, int signal);
+    void fail_pending(const std::string& code, const std::string& message);
+    void schedule_restart(const std::string& why);
+    void kill_hung(const std::string& why);
+
+    uv::Loop& loop_;
+    ModuleHost& host_;
+    ModuleConfig config_;
+    const SupervisorSettings& settings_;
+    std::string executable_;
+
+    std::unique_ptr<uv::Process> process_;
+    std::unique_ptr<uv::Stream> stdin_;
+    std::unique_ptr<uv::Stream> stdout_;
+    std::unique_ptr<uv::Stream> stderr_;
+    LineFramer stdout_framer_;
+    LineFramer stderr_framer_{64 * 1024};
+    uv::Timer restart_timer_;
+    uv::Timer stop_timer_;
+
+    State state_ = State::Disabled;
+    bool enabled_;
+    bool stopping_ = false;        // an exit now is expected
+    bool restart_after_stop_ = false;
+    std::vector<std::function<void()>> on_stopped_;
+    json hello_;
+    json last_stats_ = json::object();
+    std::string last_error_;
+    int64_t spawned_mono_ns_ = 0;
+    int64_t last_seen_mono_ns_ = 0;
+    int64_t backoff_ms_;
+    int restarts_ = 0;
+    int consecutive_ack_timeouts_ = 0;
+    uint64_t bad_lines_ = 0;
+
+    struct Pending {
+        std::string cmd;
+        int64_t deadline_mono_ns;
+        ResultCallback cb;
+    };
+    int64_t next_id_ = 1;
+    std::map<int64_t, Pending> pending_;
+};
+
+const char* to_string(ModuleProcess::State state);
+
+}  // namespace pilogger

@@ -1,0 +1,129 @@
+#include "ndjson.hpp"
+
+namespace pilogger {
+
+void LineFramer::feed(std::string_view chunk, const LineCallback& on_line,
+                      const OverflowCallback& on_overflow) {
+    while (!chunk.empty()) {
+        size_t newline = chunk.find('\n');
+        std::string_view piece = chunk.substr(0, newline);
+        bool complete = newline != std::string_view::npos;
+        chunk = complete ? chunk.substr(newline + 1) : std::string_view{};
+
+        if (discarding_) {
+            discarded_bytes_ += piece.size() + (complete ? 1 : 0);
+            if (complete) {
+                discarding_ = false;
+                ++overflowed_lines_;
+                if (on_overflow) on_overflow(discarded_bytes_);
+                discarded_bytes_ = 0;
+            }
+            continue;
+        }
+        if (partial_.size() + piece.size() > max_line_bytes_) {
+            discarding_ = true;
+            discarded_bytes_ = partial_.size() + piece.size() + (complete ? 1 : 0);
+            partial_.clear();
+            partial_.shrink_to_fit();
+            if (complete) {
+                discarding_ = false;
+                ++overflowed_lines_;
+                if (on_overflow) on_overflow(discarded_bytes_);
+                discarded_bytes_ = 0;
+            }
+            continue;
+        }
+        if (!complete) {
+            partial_.append(piece);
+            continue;
+        }
+        std::string_view line = piece;
+        if (!partial_.empty()) {
+            partial_.append(piece);
+            line = partial_;
+        }
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!line.empty()) on_line(line);
+        partial_.clear();
+    }
+}
+
+Message parse_message(std::string_view line) {
+    Message m;
+    json body = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+        m.problem = "not valid JSON";
+        return m;
+    }
+    if (!body.is_object()) {
+        m.problem = std::string("expected a JSON object, got ") + body.type_name();
+        return m;
+    }
+    if (auto it = body.find("id"); it != body.end()) {
+        if (it->is_number_integer()) {
+            m.id = it->get<int64_t>();
+        } else if (!it->is_null()) {
+            m.problem = "\"id\" must be an integer";
+            return m;
+        }
+    }
+    if (auto it = body.find("cmd"); it != body.end()) {
+        if (!it->is_string()) {
+            m.problem = "\"cmd\" must be a string";
+        } else if (!m.id) {
+            m.problem = "command without an integer \"id\"";
+        } else if (auto args = body.find("args"); args != body.end() && !args->is_object()) {
+            m.problem = "\"args\" must be an object";
+        } else {
+            m.kind = Message::Kind::Command;
+            m.name = it->get<std::string>();
+        }
+    } else if (auto ok = body.find("ok"); ok != body.end()) {
+        if (!ok->is_boolean()) {
+            m.problem = "\"ok\" must be true or false";
+        } else {
+            m.kind = Message::Kind::Reply;
+        }
+    } else if (auto ev = body.find("event"); ev != body.end()) {
+        if (!ev->is_string()) {
+            m.problem = "\"event\" must be a string";
+        } else {
+            m.kind = Message::Kind::Event;
+            m.name = ev->get<std::string>();
+        }
+    } else {
+        m.problem = "object has none of \"cmd\", \"ok\", \"event\"";
+    }
+    m.body = std::move(body);
+    return m;
+}
+
+namespace {
+json id_value(std::optional<int64_t> id) { return id ? json(*id) : json(nullptr); }
+// Invalid UTF-8 from a module or a client must not throw while we answer it.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+}  // namespace
+
+std::string make_command(int64_t id, std::string_view cmd, const json& args) {
+    return dump(json{{"id", id}, {"cmd", cmd}, {"args", args}});
+}
+
+std::string make_ok(std::optional<int64_t> id, const json& result) {
+    return dump(json{{"id", id_value(id)}, {"ok", true}, {"result", result}});
+}
+
+std::string make_error(std::optional<int64_t> id, std::string_view code, std::string_view message) {
+    return dump(json{{"id", id_value(id)},
+                     {"ok", false},
+                     {"error", {{"code", code}, {"message", message}}}});
+}
+
+std::string make_event(std::string_view event, json fields) {
+    if (!fields.is_object()) fields = json{{"data", std::move(fields)}};
+    json out = json::object();
+    out["event"] = event;
+    for (auto& [k, v] : fields.items()) out[k] = std::move(v);
+    return dump(out);
+}
+
+}  // namespace pilogger

@@ -1,0 +1,75 @@
+// NDJSON framing and the message shapes shared by the module protocol and the control socket.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pilogger {
+
+using json = nlohmann::json;
+
+inline constexpr int kProtocolVersion = 1;
+// Longest accepted line. Anything longer is discarded up to its newline and reported once.
+inline constexpr size_t kDefaultMaxLineBytes = 1024 * 1024;
+
+// Splits a byte stream into lines. Partial lines are kept across feeds; an over-long line is
+// dropped (never buffered past the bound) and reported through on_overflow.
+class LineFramer {
+public:
+    using LineCallback = std::function<void(std::string_view line)>;
+    using OverflowCallback = std::function<void(size_t dropped_bytes)>;
+
+    explicit LineFramer(size_t max_line_bytes = kDefaultMaxLineBytes)
+        : max_line_bytes_(max_line_bytes) {}
+
+    void feed(std::string_view chunk, const LineCallback& on_line,
+              const OverflowCallback& on_overflow);
+    size_t buffered_bytes() const { return partial_.size(); }
+    uint64_t overflowed_lines() const { return overflowed_lines_; }
+
+private:
+    size_t max_line_bytes_;
+    std::string partial_;
+    bool discarding_ = false;
+    size_t discarded_bytes_ = 0;
+    uint64_t overflowed_lines_ = 0;
+};
+
+// One decoded inbound line.
+struct Message {
+    enum class Kind { Command, Reply, Event, Invalid };
+    Kind kind = Kind::Invalid;
+    json body;             // the whole object
+    std::optional<int64_t> id;
+    std::string name;      // cmd name or event name
+    std::string problem;   // for Invalid: what was wrong
+};
+
+// Classifies a line: {"id","cmd"} command, {"id","ok"} reply, {"event"} event, else Invalid.
+Message parse_message(std::string_view line);
+
+// Builders; each returns one line without the trailing newline.
+std::string make_command(int64_t id, std::string_view cmd, const json& args = json::object());
+std::string make_ok(std::optional<int64_t> id, const json& result = json::object());
+std::string make_error(std::optional<int64_t> id, std::string_view code, std::string_view message);
+std::string make_event(std::string_view event, json fields = json::object());
+
+// Standard error codes.
+namespace errc {
+inline constexpr const char* kParseError = "parse_error";
+inline constexpr const char* kBadRequest = "bad_request";
+inline constexpr const char* kUnknownCommand = "unknown_command";
+inline constexpr const char* kBadState = "bad_state";
+inline constexpr const char* kTimeout = "timeout";
+inline constexpr const char* kUnavailable = "unavailable";
+inline constexpr const char* kIoError = "io_error";
+inline constexpr const char* kInternal = "internal";
+inline constexpr const char* kLineTooLong = "line_too_long";
+}  // namespace errc
+
+}  // namespace pilogger

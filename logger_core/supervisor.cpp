@@ -1,0 +1,816 @@
+#include "supervisor.hpp"
+
+#include "clock.hpp"
+
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+
+namespace pilogger {
+
+namespace {
+constexpr size_t kMaxQueuedNotes = 1000;
+constexpr int64_t kTickMs = 250;
+// run --record waits this long for the modules to come up before starting the trial anyway.
+constexpr int64_t kReadyWaitMs = 15000;
+// Time a module may take to close its files after the stop instant.
+constexpr int64_t kStopGraceMs = 5000;
+
+int level_rank(std::string_view level) {
+    if (level == "debug") return 0;
+    if (level == "info") return 1;
+    if (level == "warning") return 2;
+    return 3;
+}
+
+json host_info() {
+    json host = json::object();
+    char name[256] = {0};
+    if (gethostname(name, sizeof name - 1) == 0) host["hostname"] = name;
+    utsname u{};
+    if (uname(&u) == 0) {
+        host["kernel"] = std::string(u.sysname) + " " + u.release;
+        host["machine"] = u.machine;
+    }
+    std::ifstream os("/etc/os-release");
+    for (std::string line; std::getline(os, line);) {
+        if (line.rfind("PRETTY_NAME=", 0) == 0) {
+            std::string v = line.substr(12);
+            if (v.size() >= 2 && v.front() == '"') v = v.substr(1, v.size() - 2);
+            host["os"] = v;
+        }
+    }
+    return host;
+}
+
+json clock_anchor() {
+    ClockTriple t = read_clock_triple();
+    return json{{"realtime_ns", t.realtime_ns},
+                {"monotonic_ns", t.mono_ns},
+                {"boottime_ns", t.boottime_ns},
+                {"uncertainty_ns", t.uncertainty_ns},
+                {"wall_time_utc", format_utc(t.realtime_ns)}};
+}
+
+CommandResult ok_result(json result = json::object()) { return CommandResult{true, std::move(result), {}, {}}; }
+}  // namespace
+
+Supervisor::Supervisor(uv::Loop& loop, SupervisorOptions options, LogSink log_sink)
+    : loop_(loop),
+      options_(std::move(options)),
+      log_sink_(std::move(log_sink)),
+      config_(options_.config),
+      tick_timer_(loop),
+      disk_timer_(loop),
+      duration_timer_(loop),
+      trial_stop_timer_(loop),
+      sigint_(loop),
+      sigterm_(loop),
+      sighup_(loop) {}
+
+Supervisor::~Supervisor() = default;
+
+// ---- logging and records ----
+
+void Supervisor::log(std::string_view level, const std::string& message) {
+    if (level_rank(level) < level_rank(config_.log_level)) return;
+    if (log_sink_) log_sink_(level, message);
+    if (session_) session_->log_line("supervisor", wall_time_utc_now() + " " + std::string(level) + " " + message);
+}
+
+void Supervisor::record_event(std::string_view event, std::string_view module, const std::string& detail,
+                              std::optional<int64_t> at_mono_ns) {
+    int64_t at = at_mono_ns.value_or(mono_ns());
+    if (session_) session_->event(at, event, module, trial_ ? trial_->number : 0, detail);
+    broadcast("supervisor_event", json{{"name", event}, {"module", module}, {"detail", detail}, {"at_mono_ns", at}});
+}
+
+void Supervisor::broadcast(std::string_view event, json fields) {
+    if (control_) control_->broadcast(make_event(event, std::move(fields)));
+}
+
+json Supervisor::session_json() const {
+    json modules = json::object();
+    for (const auto& e : modules_) {
+        json m = e.process->status();
+        m.erase("stats");
+        modules[e.process->name()] = m;
+    }
+    json trials = json::array();
+    auto add_trial = [&](const Trial& t) {
+        trials.push_back(json{{"trial", t.number},
+                              {"label", t.label},
+                              {"start_at_mono_ns", t.start_at_mono_ns},
+                              {"stop_at_mono_ns", t.stop_at_mono_ns == 0 ? json(nullptr) : json(t.stop_at_mono_ns)}});
+    };
+    for (const auto& t : trials_) add_trial(t);
+    if (trial_) add_trial(*trial_);
+    return json{{"format", "pilogger-session/1"},
+                {"name", session_->name()},
+                {"label", session_->label()},
+                {"status", session_closing_ ? "closed" : "open"},
+                {"started",
+                 {{"mono_ns", session_->start_mono_ns()},
+                  {"realtime_ns", session_->start_realtime_ns()},
+                  {"wall_time_utc", format_utc(session_->start_realtime_ns())}}},
+                {"clock_anchors", clock_anchors_},
+                {"host", host_info()},
+                {"software", {{"pilogger", PILOGGER_VERSION}, {"libuv", uv_version_string()}}},
+                {"config", {{"file", config_.source_file}, {"yaml", options_.config_text}, {"effective", config_.to_json()}}},
+                {"modules", modules},
+                {"trials", trials},
+                {"notes", {{"count", next_note_id_ - 1}, {"undelivered", notes_dropped_}}},
+                {"time_base", "mono_ns is CLOCK_MONOTONIC in nanoseconds; clocks.csv maps it to realtime and boottime"}};
+}
+
+void Supervisor::rewrite_session_json() {
+    if (session_) session_->write_json(session_json());
+}
+
+// ---- start and stop ----
+
+void Supervisor::start() {
+    started_mono_ns_ = mono_ns();
+    std::string socket = options_.socket_path.empty() ? control_socket_path() : options_.socket_path;
+    lock_ = std::make_unique<InstanceLock>(socket + ".lock");
+    control_ = std::make_unique<ControlServer>(
+        loop_, socket, [this](ControlServer::ClientId c, const Message& m) { handle_control(c, m); });
+    control_->start();
+
+    auto on_signal = [this](int signum) {
+        ++signals_seen_;
+        if (signals_seen_ == 1) {
+            shutdown(signum == SIGINT ? "Ctrl-C" : "SIGTERM");
+        } else if (signals_seen_ == 2) {
+            log("warning", "still closing files; signal once more to kill the modules at once");
+        } else {
+            log("error", "forced exit: killing every module now");
+            for (auto& e : modules_) {
+                if (e.process->pid() > 0) ::kill(e.process->pid(), SIGKILL);
+            }
+            exit_code_ = 130;
+            finish_shutdown();
+        }
+    };
+    sigint_.start(SIGINT, on_signal);
+    sigterm_.start(SIGTERM, on_signal);
+    // A dropped ssh connection must not end a recording.
+    sighup_.start(SIGHUP, [this](int) { log("warning", "SIGHUP ignored: the recording goes on"); });
+
+    tick_timer_.start(kTickMs, kTickMs, [this] { tick(); });
+    disk_timer_.start(0, static_cast<uint64_t>(config_.supervisor.disk_check_interval_ms), [this] { check_disk(); });
+
+    for (const auto& mc : config_.modules) {
+        modules_.push_back(Entry{std::make_unique<ModuleProcess>(loop_, *this, mc, config_.supervisor), Phase{}});
+    }
+    log("info", "control socket " + socket);
+
+    if (!options_.start_session) {
+        start_modules();
+        return;
+    }
+    std::string label = options_.session_label.empty() ? config_.session_label : options_.session_label;
+    start_session(label, [this](const CommandResult& r) {
+        if (!r.ok) {
+            log("error", "cannot start the session: " + r.message);
+            exit_code_ = 1;
+            shutdown("no session");
+            return;
+        }
+        if (options_.record) {
+            waiting_to_record_ = true;
+            ready_deadline_mono_ns_ = mono_ns() + kReadyWaitMs * 1'000'000;
+        } else if (options_.duration_s > 0) {
+            duration_timer_.start(static_cast<uint64_t>(options_.duration_s * 1000), 0,
+                                  [this] { shutdown("duration reached"); });
+        }
+    });
+    // Modules start as soon as the session folder exists, so their logs land in it.
+}
+
+void Supervisor::start_modules() {
+    for (auto& e : modules_) {
+        if (e.process->state() == ModuleProcess::State::Disabled && e.process->pid() == 0) e.process->start();
+    }
+}
+
+void Supervisor::maybe_start_planned_trial() {
+    if (!waiting_to_record_ || shutting_down_) return;
+    bool all_up = true;
+    for (const auto& e : modules_) {
+        auto s = e.process->state();
+        bool settled = s == ModuleProcess::State::Ready || s == ModuleProcess::State::Recording ||
+                       s == ModuleProcess::State::Disabled || s == ModuleProcess::State::Error;
+        if (!settled && e.process->enabled()) all_up = false;
+    }
+    if (!all_up && mono_ns() < ready_deadline_mono_ns_) return;
+    if (!all_up) log("warning", "starting the trial before every module is ready; late modules join it");
+    waiting_to_record_ = false;
+    start_trial(options_.trial_label, [this](const CommandResult& r) {
+        if (!r.ok) {
+            log("error", "cannot start the trial: " + r.message);
+            return;
+        }
+        if (options_.duration_s > 0 && trial_) {
+            int64_t stop_at = trial_->start_at_mono_ns + static_cast<int64_t>(options_.duration_s * 1e9);
+            planned_stop_at_ = stop_at;
+            int64_t fire_in_ms = (stop_at - mono_ns()) / 1'000'000 - config_.supervisor.trial_start_delay_ms;
+            duration_timer_.start(static_cast<uint64_t>(std::max<int64_t>(0, fire_in_ms)), 0,
+                                  [this] { shutdown("duration reached"); });
+        }
+    });
+}
+
+void Supervisor::shutdown(const std::string& why) {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    waiting_to_record_ = false;
+    duration_timer_.stop();
+    log("info", "shutting down: " + why);
+    record_event("shutdown", "", why);
+
+    auto stop_modules = [this] {
+        auto remaining = std::make_shared<size_t>(modules_.size() + 1);
+        auto one_done = [this, remaining] {
+            if (--*remaining == 0) finish_shutdown();
+        };
+        for (auto& e : modules_) e.process->stop(one_done);
+        one_done();
+    };
+    auto close_session = [this, stop_modules] {
+        if (!session_) {
+            stop_modules();
+            return;
+        }
+        stop_session([stop_modules](const CommandResult&) { stop_modules(); });
+    };
+    if (trial_) {
+        stop_trial([close_session](const CommandResult&) { close_session(); }, planned_stop_at_);
+    } else {
+        close_session();
+    }
+}
+
+void Supervisor::finish_shutdown() {
+    if (finished_) return;
+    finished_ = true;
+    tick_timer_.stop();
+    disk_timer_.stop();
+    duration_timer_.stop();
+    sigint_.close();
+    sigterm_.close();
+    sighup_.close();
+    if (control_) control_->close();
+    log("info", "supervisor stopped");
+}
+
+// ---- module lifecycle: drive each module to the desired state ----
+
+int Supervisor::want_session() const { return session_ && !session_closing_ ? session_generation_ : 0; }
+
+int Supervisor::want_trial() const { return want_session() != 0 && trial_ ? trial_->number : 0; }
+
+int64_t Supervisor::stop_at_for(int trial) const {
+    for (const auto& t : trials_) {
+        if (t.number == trial && t.stop_at_mono_ns != 0) return std::max(t.stop_at_mono_ns, mono_ns());
+    }
+    return mono_ns();
+}
+
+Supervisor::Entry* Supervisor::find(const std::string& name) {
+    for (auto& e : modules_) {
+        if (e.process->name() == name) return &e;
+    }
+    return nullptr;
+}
+
+Supervisor::Entry* Supervisor::entry_of(ModuleProcess& module) { return find(module.name()); }
+
+Supervisor::Entry* Supervisor::notes_module() {
+    for (auto& e : modules_) {
+        if (e.process->type() == "notes" && e.process->enabled()) return &e;
+    }
+    return nullptr;
+}
+
+void Supervisor::unblock_all() {
+    for (auto& e : modules_) e.phase.blocked = false;
+}
+
+void Supervisor::converge(Entry& entry, const CommandResult& result) {
+    auto waiters = std::move(entry.phase.waiters);
+    entry.phase.waiters.clear();
+    for (auto& w : waiters) w(result);
+}
+
+void Supervisor::step_done(Entry& entry, const CommandResult& result, const std::function<void()>& on_ok) {
+    Phase& p = entry.phase;
+    p.step_in_flight = false;
+    if (result.ok) {
+        on_ok();
+        sync(entry);
+        return;
+    }
+    // A dead process gets a fresh phase with its next hello; anything else waits for a change.
+    if (result.code != errc::kUnavailable) {
+        p.blocked = true;
+        p.last_failure = result;
+        entry.process->set_error(result.message);
+        record_event("module_error", entry.process->name(), result.message);
+        log("error", entry.process->name() + ": " + result.message);
+        if (entry.process->state() != ModuleProcess::State::Recording) entry.process->set_state(ModuleProcess::State::Error);
+    }
+    converge(entry, result);
+}
+
+void Supervisor::sync(Entry& entry) {
+    ModuleProcess& m = *entry.process;
+    Phase& p = entry.phase;
+    if (p.step_in_flight) return;
+    if (!m.connected()) {
+        if (!m.enabled()) {
+            converge(entry, ok_result(json{{"skipped", "disabled"}}));
+        } else {
+            converge(entry, CommandResult::failure("not_ready", m.name() + " is " + to_string(m.state()) +
+                                                                    "; it joins when it is up"));
+        }
+        return;
+    }
+    if (p.blocked) {
+        converge(entry, p.last_failure);
+        return;
+    }
+    auto run_step = [&](const std::string& cmd, const json& args, int64_t timeout_ms, std::function<void()> on_ok) {
+        p.step_in_flight = true;
+        std::string name = m.name();
+        m.send(cmd, args,
+               [this, name, on_ok = std::move(on_ok)](const CommandResult& r) {
+                   if (Entry* e = find(name)) step_done(*e, r, on_ok);
+               },
+               timeout_ms);
+    };
+    const int session = want_session();
+    const int trial = want_trial();
+
+    if (!p.configured) {
+        run_step("configure", json{{"settings", m.config().settings}, {"name", m.name()}, {"stats_interval_ms", 500}},
+                 0, [&p] { p.configured = true; });
+        return;
+    }
+    if (p.trial != 0 && (p.session_generation != session || p.trial != trial)) {
+        int64_t stop_at = stop_at_for(p.trial);
+        int64_t timeout = config_.supervisor.ack_timeout_ms + (stop_at - mono_ns()) / 1'000'000 + kStopGraceMs;
+        run_step("stop_recording", json{{"stop_at_mono_ns", stop_at}}, timeout, [&p, &m] {
+            p.trial = 0;
+            m.set_state(ModuleProcess::State::Ready);
+        });
+        return;
+    }
+    if (p.session_generation != session) {
+        if (p.session_generation != 0) {
+            run_step("stop_session", json::object(), config_.supervisor.ack_timeout_ms + kStopGraceMs,
+                     [&p] { p.session_generation = 0; });
+        } else {
+            run_step("start_session",
+                     json{{"session_dir", session_->dir()},
+                          {"session_name", session_->name()},
+                          {"session_start_mono_ns", session_->start_mono_ns()}},
+                     0, [&p, session] { p.session_generation = session; });
+        }
+        return;
+    }
+    if (p.trial != trial) {
+        int part = p.last_trial_started == trial ? p.part + 1 : 1;
+        int64_t start_at = std::max(trial_->start_at_mono_ns, mono_ns());
+        run_step("start_recording",
+                 json{{"trial", trial}, {"part", part}, {"label", trial_->label}, {"start_at_mono_ns", start_at}}, 0,
+                 [this, &p, &m, trial, part] {
+                     p.trial = trial;
+                     p.last_trial_started = trial;
+                     p.part = part;
+                     m.set_state(ModuleProcess::State::Recording);
+                     if (part > 1) record_event("module_part", m.name(), "continues trial in part " + std::to_string(part));
+                 });
+        return;
+    }
+    m.set_state(p.trial != 0 ? ModuleProcess::State::Recording : ModuleProcess::State::Ready);
+    if (&entry == notes_module()) deliver_notes();
+    converge(entry, ok_result(json{{"state", to_string(m.state())}}));
+}
+
+void Supervisor::sync_all(std::function<void(json results, bool all_ok)> done) {
+    auto results = std::make_shared<json>(json::object());
+    auto all_ok = std::make_shared<bool>(true);
+    auto remaining = std::make_shared<size_t>(modules_.size() + 1);
+    auto one_done = [results, all_ok, remaining, done = std::move(done)] {
+        if (--*remaining == 0) done(*results, *all_ok);
+    };
+    for (auto& e : modules_) {
+        std::string name = e.process->name();
+        e.phase.waiters.push_back([results, all_ok, one_done, name](const CommandResult& r) {
+            (*results)[name] = r.to_json();
+            if (!r.ok) *all_ok = false;
+            one_done();
+        });
+    }
+    // Index loop: a sync can call back into code that looks modules up, never into adding any.
+    for (size_t i = 0; i < modules_.size(); ++i) sync(modules_[i]);
+    one_done();
+}
+
+// ---- operations ----
+
+void Supervisor::start_session(const std::string& label, ResultCallback done) {
+    if (shutting_down_) return done(CommandResult::failure(errc::kBadState, "the supervisor is shutting down"));
+    if (session_ || session_starting_) {
+        return done(CommandResult::failure(errc::kBadState,
+                                           "a session is already open" + (session_ ? ": " + session_->dir() : "")));
+    }
+    session_starting_ = true;
+    Session::create(
+        loop_, config_.data_dir, label, config_.supervisor.clock_anchor_interval_ms,
+        [this](const std::string& message) { log("error", message); },
+        [this, done = std::move(done)](std::unique_ptr<Session> s, const std::string& error) {
+            session_starting_ = false;
+            if (!error.empty()) {
+                log("error", error);
+                start_modules();
+                done(CommandResult::failure(errc::kIoError, error));
+                return;
+            }
+            session_ = std::move(s);
+            session_closing_ = false;
+            ++session_generation_;
+            trials_.clear();
+            next_note_id_ = 1;
+            notes_dropped_ = 0;
+            last_session_dir_ = session_->dir();
+            clock_anchors_ = json{{"start", clock_anchor()}};
+            log("info", "session " + session_->dir());
+            record_event("session_start", "", session_->label().empty() ? "" : "label=" + session_->label(),
+                         session_->start_mono_ns());
+            rewrite_session_json();
+            broadcast("session", json{{"active", true}, {"dir", session_->dir()}, {"name", session_->name()}});
+            start_modules();
+            unblock_all();
+            sync_all([this, done](json results, bool) {
+                if (!session_) return done(CommandResult::failure(errc::kBadState, "the session closed meanwhile"));
+                done(ok_result(json{{"session_dir", session_->dir()}, {"name", session_->name()}, {"modules", results}}));
+            });
+        });
+}
+
+void Supervisor::stop_session(ResultCallback done) {
+    if (!session_) return done(CommandResult::failure(errc::kBadState, "no session is open"));
+    if (session_closing_) return done(CommandResult::failure(errc::kBadState, "the session is already closing"));
+    if (trial_) {
+        stop_trial([this, done = std::move(done)](const CommandResult&) { stop_session(done); });
+        return;
+    }
+    session_closing_ = true;
+    unblock_all();
+    sync_all([this, done = std::move(done)](json results, bool) {
+        // Notes that never reached the notes module are kept in events.csv rather than lost.
+        for (auto& pending : queued_notes_) {
+            record_event("note_undelivered", "notes", pending.args.dump());
+            if (pending.done) pending.done(CommandResult::failure(errc::kUnavailable, "the notes module never came back"));
+        }
+        queued_notes_.clear();
+        record_event("session_stop", "", "");
+        clock_anchors_["stop"] = clock_anchor();
+        rewrite_session_json();
+        std::string dir = session_->dir();
+        log("info", "session closed: " + dir);
+        broadcast("session", json{{"active", false}, {"dir", dir}});
+        session_->close([this, dir, results, done] {
+            session_.reset();
+            session_closing_ = false;
+            done(ok_result(json{{"session_dir", dir}, {"modules", results}}));
+        });
+    });
+}
+
+void Supervisor::start_trial(const std::string& label, ResultCallback done) {
+    if (shutting_down_) return done(CommandResult::failure(errc::kBadState, "the supervisor is shutting down"));
+    if (!session_ || session_closing_) {
+        return done(CommandResult::failure(errc::kBadState, "no session is open; start one with 'pilogger session start'"));
+    }
+    if (trial_) return done(CommandResult::failure(errc::kBadState, "trial " + std::to_string(trial_->number) + " is already recording"));
+    int64_t reserve = config_.disk_reserve_mb * 1024 * 1024;
+    if (disk_free_bytes_ >= 0 && disk_free_bytes_ < reserve) {
+        return done(CommandResult::failure(
+            errc::kIoError, "only " + std::to_string(disk_free_bytes_ / (1024 * 1024)) + " MiB free in " +
+                                config_.data_dir + ", below the reserve of " + std::to_string(config_.disk_reserve_mb) + " MiB"));
+    }
+    Trial t;
+    t.number = static_cast<int>(trials_.size()) + 1;
+    t.label = label;
+    t.start_at_mono_ns = mono_ns() + config_.supervisor.trial_start_delay_ms * 1'000'000;
+    trial_ = t;
+    log("info", "trial " + std::to_string(t.number) + " starts" + (label.empty() ? "" : " (" + label + ")"));
+    record_event("trial_start", "", label.empty() ? "" : "label=" + label, t.start_at_mono_ns);
+    rewrite_session_json();
+    broadcast("trial", json{{"active", true}, {"trial", t.number}, {"label", label}, {"start_at_mono_ns", t.start_at_mono_ns}});
+    unblock_all();
+    sync_all([t, done = std::move(done)](json results, bool) {
+        done(ok_result(json{{"trial", t.number}, {"start_at_mono_ns", t.start_at_mono_ns}, {"modules", results}}));
+    });
+}
+
+void Supervisor::stop_trial(ResultCallback done, std::optional<int64_t> stop_at_mono_ns) {
+    if (!trial_) return done(CommandResult::failure(errc::kBadState, "no trial is recording"));
+    Trial t = *trial_;
+    int64_t now = mono_ns();
+    t.stop_at_mono_ns = stop_at_mono_ns.value_or(now + config_.supervisor.trial_start_delay_ms * 1'000'000);
+    t.stop_at_mono_ns = std::max({t.stop_at_mono_ns, t.start_at_mono_ns + 1, now});
+    record_event("trial_stop", "", "", t.stop_at_mono_ns);
+    trials_.push_back(t);
+    trial_.reset();
+    planned_stop_at_.reset();
+    log("info", "trial " + std::to_string(t.number) + " stops");
+    rewrite_session_json();
+    broadcast("trial", json{{"active", false}, {"trial", t.number}, {"stop_at_mono_ns", t.stop_at_mono_ns}});
+    unblock_all();
+    sync_all([this, t, done = std::move(done)](json results, bool) {
+        auto finished = [t, done, results] {
+            done(ok_result(json{{"trial", t.number}, {"stop_at_mono_ns", t.stop_at_mono_ns}, {"modules", results}}));
+        };
+        // The trial ends at its stop instant, not when the quickest module has answered.
+        int64_t wait_ms = (t.stop_at_mono_ns - mono_ns()) / 1'000'000 + 1;
+        if (wait_ms <= 0) return finished();
+        trial_stop_timer_.start(static_cast<uint64_t>(wait_ms), 0, finished);
+    });
+}
+
+std::vector<std::string> Supervisor::recording_modules() const {
+    std::vector<std::string> names;
+    for (const auto& e : modules_) {
+        if (e.process->type() != "notes" && e.process->state() == ModuleProcess::State::Recording) {
+            names.push_back(e.process->name());
+        }
+    }
+    return names;
+}
+
+void Supervisor::add_note(const std::string& text, std::optional<int64_t> client_mono_ns, ResultCallback done) {
+    if (!session_ || session_closing_) {
+        return done(CommandResult::failure(errc::kBadState, "no session is open; notes are kept in a session's folder"));
+    }
+    Entry* notes = notes_module();
+    if (notes == nullptr) {
+        return done(CommandResult::failure(errc::kUnavailable,
+                                           "no notes module is enabled (modules: notes: in " + config_.source_file + ")"));
+    }
+    if (queued_notes_.size() >= kMaxQueuedNotes) {
+        ++notes_dropped_;
+        return done(CommandResult::failure(errc::kUnavailable, "too many notes waiting for the notes module"));
+    }
+    int64_t now = mono_ns();
+    // A client on this host may stamp the moment the note was typed; trust it within reason.
+    int64_t at = client_mono_ns && std::llabs(*client_mono_ns - now) < 10'000'000'000LL ? *client_mono_ns : now;
+    int64_t note_id = next_note_id_++;
+    int trial = trial_ && at >= trial_->start_at_mono_ns ? trial_->number : 0;
+    json args{{"note_id", note_id},
+              {"mono_ns", at},
+              {"wall_time_utc", format_utc(realtime_ns() - (now - at))},
+              {"session_elapsed_s", static_cast<double>(at - session_->start_mono_ns()) / 1e9},
+              {"trial", trial},
+              {"recording_modules", recording_modules()},
+              {"text", text}};
+    broadcast("note", args);
+    bool deliverable = notes->process->connected() && notes->phase.session_generation == session_generation_;
+    if (!deliverable) {
+        log("warning", "note " + std::to_string(note_id) + " queued until the notes module is back");
+        done(ok_result(json{{"note_id", note_id}, {"queued", true}}));
+        queued_notes_.push_back(PendingNote{std::move(args), nullptr});
+        return;
+    }
+    queued_notes_.push_back(PendingNote{std::move(args), std::move(done)});
+    deliver_notes();
+}
+
+void Supervisor::deliver_notes() {
+    Entry* notes = notes_module();
+    if (notes == nullptr || !notes->process->connected() || notes->phase.session_generation != session_generation_ ||
+        session_generation_ == 0 || session_closing_) {
+        return;
+    }
+    while (!queued_notes_.empty()) {
+        PendingNote note = std::move(queued_notes_.front());
+        queued_notes_.pop_front();
+        json args = note.args;
+        notes->process->send("note", args, [this, args, done = std::move(note.done)](const CommandResult& r) {
+            if (!r.ok && (r.code == errc::kUnavailable || r.code == errc::kTimeout)) {
+                // The module went away with the note: send it again to the next process.
+                queued_notes_.push_front(PendingNote{args, nullptr});
+                if (done) done(ok_result(json{{"note_id", args["note_id"]}, {"queued", true}}));
+                return;
+            }
+            if (!r.ok) log("error", "note " + args["note_id"].dump() + ": " + r.message);
+            if (done) done(r);
+        });
+    }
+}
+
+void Supervisor::module_action(const std::string& action, const std::string& name, ResultCallback done) {
+    Entry* e = find(name);
+    if (e == nullptr) {
+        std::string names;
+        for (const auto& m : modules_) names += (names.empty() ? "" : ", ") + m.process->name();
+        return done(CommandResult::failure(errc::kBadRequest, "no module named '" + name + "' (modules: " + names + ")"));
+    }
+    record_event("module_" + action, name, "requested");
+    if (action == "enable") {
+        e->process->enable();
+        done(ok_result(json{{"module", name}, {"state", to_string(e->process->state())}}));
+    } else if (action == "disable") {
+        e->process->disable([done, name] { done(ok_result(json{{"module", name}, {"state", "disabled"}})); });
+    } else {
+        e->process->restart("requested");
+        done(ok_result(json{{"module", name}, {"state", to_string(e->process->state())}}));
+    }
+}
+
+// ---- module callbacks ----
+
+void Supervisor::module_hello(ModuleProcess& module) {
+    Entry* e = entry_of(module);
+    // A new process knows nothing yet; keep only which trial part it last recorded.
+    Phase& p = e->phase;
+    p.configured = false;
+    p.session_generation = 0;
+    p.trial = 0;
+    p.step_in_flight = false;
+    p.blocked = false;
+    record_event("module_hello", module.name(), "version " + module.hello().value("version", std::string("?")));
+    sync(*e);
+}
+
+void Supervisor::module_state_changed(ModuleProcess& module) {
+    broadcast("module_state", module.status());
+    rewrite_session_json();
+    // The planned trial of run --record starts from tick(), never from inside a state change.
+}
+
+void Supervisor::module_event(ModuleProcess& module, const Message& event) {
+    const std::string& name = event.name;
+    if (name == "warning" || name == "error") {
+        std::string message = event.body.value("message", std::string());
+        log(name, module.name() + ": " + message);
+        record_event("module_" + name, module.name(), message);
+    }
+    json body = event.body;
+    body["module"] = module.name();
+    broadcast(name, std::move(body));
+}
+
+void Supervisor::module_stderr(ModuleProcess& module, std::string_view line) {
+    if (session_) {
+        session_->log_line(module.name(), line);
+    } else {
+        log("info", module.name() + ": " + std::string(line));
+    }
+}
+
+void Supervisor::module_incident(ModuleProcess& module, std::string_view event, const std::string& detail) {
+    bool bad = event == "module_crash" || event == "module_hung" || event == "ack_timeout" ||
+               event == "module_error" || event == "module_protocol_error" || event == "module_stop_escalation";
+    log(bad ? "warning" : "info", module.name() + ": " + std::string(event) + ": " + detail);
+    record_event(event, module.name(), detail);
+}
+
+// ---- periodic work ----
+
+void Supervisor::tick() {
+    int64_t now = mono_ns();
+    for (size_t i = 0; i < modules_.size(); ++i) modules_[i].process->tick(now);
+    maybe_start_planned_trial();
+}
+
+void Supervisor::check_disk() {
+    if (disk_check_in_flight_) return;
+    disk_check_in_flight_ = true;
+    std::string path = session_ ? session_->dir() : config_.data_dir;
+    auto free_bytes = std::make_shared<int64_t>(-1);
+    uv::queue_work(
+        loop_,
+        [path, free_bytes]() -> std::string {
+            // The data folder may not exist yet: measure the nearest folder that does.
+            std::string p = path;
+            struct statvfs st {};
+            while (!p.empty() && statvfs(p.c_str(), &st) != 0) {
+                size_t slash = p.find_last_of('/');
+                p = slash == std::string::npos || slash == 0 ? (slash == 0 ? "/" : ".") : p.substr(0, slash);
+                if (p == "/" || p == ".") {
+                    if (statvfs(p.c_str(), &st) != 0) return "statvfs failed";
+                    break;
+                }
+            }
+            *free_bytes = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+            return {};
+        },
+        [this, free_bytes](const std::string&) {
+            disk_check_in_flight_ = false;
+            disk_free_bytes_ = *free_bytes;
+            int64_t reserve = config_.disk_reserve_mb * 1024 * 1024;
+            if (trial_ && disk_free_bytes_ >= 0 && disk_free_bytes_ < reserve) {
+                std::string why = "only " + std::to_string(disk_free_bytes_ / (1024 * 1024)) +
+                                  " MiB free, below the reserve of " + std::to_string(config_.disk_reserve_mb) + " MiB";
+                log("error", "stopping the trial: " + why);
+                record_event("disk_low", "", why);
+                stop_trial([](const CommandResult&) {});
+            }
+        });
+}
+
+// ---- status and control ----
+
+json Supervisor::status() const {
+    int64_t now = mono_ns();
+    json modules = json::array();
+    for (const auto& e : modules_) modules.push_back(e.process->status());
+    json out{{"supervisor",
+              {{"pid", static_cast<int64_t>(getpid())},
+               {"version", PILOGGER_VERSION},
+               {"uptime_s", static_cast<double>(now - started_mono_ns_) / 1e9},
+               {"config_file", config_.source_file},
+               {"data_dir", config_.data_dir},
+               {"shutting_down", shutting_down_},
+               {"mono_ns", now}}},
+             {"session", nullptr},
+             {"trial", nullptr},
+             {"modules", modules},
+             {"notes", {{"next_id", next_note_id_}, {"queued", queued_notes_.size()}, {"dropped", notes_dropped_}}},
+             {"disk", {{"free_bytes", disk_free_bytes_}, {"reserve_bytes", config_.disk_reserve_mb * 1024 * 1024}}}};
+    if (session_) {
+        out["session"] = {{"name", session_->name()},
+                          {"dir", session_->dir()},
+                          {"label", session_->label()},
+                          {"closing", session_closing_},
+                          {"start_mono_ns", session_->start_mono_ns()},
+                          {"elapsed_s", static_cast<double>(now - session_->start_mono_ns()) / 1e9},
+                          {"trials", trials_.size() + (trial_ ? 1 : 0)}};
+    }
+    if (trial_) {
+        out["trial"] = {{"number", trial_->number},
+                        {"label", trial_->label},
+                        {"start_at_mono_ns", trial_->start_at_mono_ns},
+                        {"elapsed_s", std::max(0.0, static_cast<double>(now - trial_->start_at_mono_ns) / 1e9)}};
+    }
+    return out;
+}
+
+void Supervisor::handle_control(ControlServer::ClientId client, const Message& request) {
+    const int64_t id = *request.id;
+    const std::string& cmd = request.name;
+    const json args = request.body.value("args", json::object());
+    auto answer = [this, client, id](const CommandResult& r) {
+        if (control_) control_->reply(client, r.ok ? make_ok(id, r.result) : make_error(id, r.code, r.message));
+    };
+    auto text_arg = [&](const char* key) -> std::optional<std::string> {
+        auto it = args.find(key);
+        if (it == args.end() || it->is_null()) return std::string();
+        if (!it->is_string()) return std::nullopt;
+        return it->get<std::string>();
+    };
+    auto bad_arg = [&](const char* key) {
+        answer(CommandResult::failure(errc::kBadRequest, std::string("\"") + key + "\" must be a string"));
+    };
+
+    if (cmd == "status") return answer(ok_result(status()));
+    if (cmd == "subscribe") {
+        control_->set_subscribed(client, true);
+        return answer(ok_result(status()));
+    }
+    if (cmd == "shutdown") {
+        answer(ok_result(json{{"shutting_down", true}}));
+        shutdown("shutdown requested over the control socket");
+        return;
+    }
+    if (cmd == "session_start" || cmd == "trial_start") {
+        auto label = text_arg("label");
+        if (!label) return bad_arg("label");
+        return cmd == "session_start" ? start_session(*label, answer) : start_trial(*label, answer);
+    }
+    if (cmd == "session_stop") return stop_session(answer);
+    if (cmd == "trial_stop") return stop_trial(answer);
+    if (cmd == "note") {
+        auto text = text_arg("text");
+        if (!text) return bad_arg("text");
+        if (text->empty()) return answer(CommandResult::failure(errc::kBadRequest, "a note needs some text"));
+        std::optional<int64_t> at;
+        if (auto it = args.find("mono_ns"); it != args.end() && it->is_number_integer()) at = it->get<int64_t>();
+        return add_note(*text, at, answer);
+    }
+    if (cmd == "module_enable" || cmd == "module_disable" || cmd == "module_restart") {
+        auto name = text_arg("name");
+        if (!name || name->empty()) return answer(CommandResult::failure(errc::kBadRequest, "needs \"name\" of a module"));
+        return module_action(cmd.substr(7), *name, answer);
+    }
+    answer(CommandResult::failure(errc::kUnknownCommand, "unknown command \"" + cmd + "\""));
+}
+
+}  // namespace pilogger

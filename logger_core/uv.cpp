@@ -1,0 +1,306 @@
+#include "uv.hpp"
+
+#include <cstring>
+
+namespace pilogger::uv {
+
+Error::Error(const std::string& what, int code) : std::runtime_error(what), code_(code) {}
+
+std::string error_text(int code) { return uv_strerror(code); }
+
+int check(int rc, std::string_view context) {
+    if (rc < 0) throw Error(std::string(context) + ": " + uv_strerror(rc), rc);
+    return rc;
+}
+
+Loop::Loop() { check(uv_loop_init(&loop_), "uv_loop_init"); }
+
+Loop::~Loop() {
+    // Owners close their handles before the loop goes; let the close callbacks run.
+    for (int i = 0; i < 1000 && uv_loop_close(&loop_) == UV_EBUSY; ++i) {
+        uv_run(&loop_, UV_RUN_NOWAIT);
+    }
+}
+
+// ---- Timer ----
+Timer::Timer(Loop& loop) {
+    check(uv_timer_init(loop.get(), get()), "uv_timer_init");
+    mark_initialized();
+}
+
+void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, Callback cb) {
+    if (!is_open()) return;
+    cb_ = std::move(cb);
+    uv_timer_start(
+        get(),
+        [](uv_timer_t* h) {
+            if (auto* self = owner<Timer>(h)) {
+                // Copy: the callback may restart or destroy this timer.
+                auto callback = self->cb_;
+                callback();
+            }
+        },
+        timeout_ms, repeat_ms);
+}
+
+void Timer::stop() {
+    if (is_open()) uv_timer_stop(get());
+}
+
+bool Timer::active() const {
+    return is_open() && uv_is_active(reinterpret_cast<const uv_handle_t*>(get())) != 0;
+}
+
+// ---- Signal ----
+Signal::Signal(Loop& loop) {
+    check(uv_signal_init(loop.get(), get()), "uv_signal_init");
+    mark_initialized();
+}
+
+void Signal::start(int signum, std::function<void(int)> cb) {
+    cb_ = std::move(cb);
+    check(uv_signal_start(
+              get(),
+              [](uv_signal_t* h, int sig) {
+                  if (auto* self = owner<Signal>(h)) self->cb_(sig);
+              },
+              signum),
+          "uv_signal_start");
+}
+
+// ---- Async ----
+Async::Async(Loop& loop, std::function<void()> cb) : cb_(std::move(cb)) {
+    check(uv_async_init(loop.get(), get(),
+                        [](uv_async_t* h) {
+                            if (auto* self = owner<Async>(h)) self->cb_();
+                        }),
+          "uv_async_init");
+    mark_initialized();
+}
+
+// ---- Poll ----
+Poll::Poll(Loop& loop, int fd) {
+    check(uv_poll_init(loop.get(), get(), fd), "uv_poll_init");
+    mark_initialized();
+}
+
+void Poll::start(int events, Callback cb) {
+    cb_ = std::move(cb);
+    check(uv_poll_start(get(), events,
+                        [](uv_poll_t* h, int status, int ev) {
+                            if (auto* self = owner<Poll>(h)) {
+                                auto callback = self->cb_;
+                                callback(status, ev);
+                            }
+                        }),
+          "uv_poll_start");
+}
+
+void Poll::stop() {
+    if (is_open()) uv_poll_stop(get());
+}
+
+// ---- Stream ----
+namespace {
+constexpr size_t kReadBufferSize = 64 * 1024;
+
+struct WriteRequest {
+    uv_write_t req{};
+    std::string data;
+};
+}  // namespace
+
+Stream::Stream(Loop& loop) {
+    check(uv_pipe_init(loop.get(), get(), 0), "uv_pipe_init");
+    mark_initialized();
+}
+
+void Stream::open_fd(int fd) { check(uv_pipe_open(get(), fd), "uv_pipe_open"); }
+
+void Stream::start_read(ReadCallback on_data, EndCallback on_end) {
+    on_data_ = std::move(on_data);
+    on_end_ = std::move(on_end);
+    read_buffer_.resize(kReadBufferSize);
+    check(uv_read_start(
+              stream(),
+              [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+                  auto* self = static_cast<Stream*>(h->data);
+                  if (self == nullptr) {
+                      *buf = uv_buf_init(nullptr, 0);
+                      return;
+                  }
+                  *buf = uv_buf_init(self->read_buffer_.data(),
+                                     static_cast<unsigned>(self->read_buffer_.size()));
+              },
+              [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+                  auto* self = static_cast<Stream*>(s->data);
+                  if (self == nullptr) return;
+                  if (n > 0) {
+                      auto data_cb = self->on_data_;
+                      data_cb(std::string_view(buf->base, static_cast<size_t>(n)));
+                  } else if (n < 0) {
+                      uv_read_stop(s);
+                      auto end_cb = self->on_end_;
+                      if (end_cb) end_cb(static_cast<int>(n));
+                  }
+              }),
+          "uv_read_start");
+}
+
+void Stream::stop_read() {
+    if (is_open()) uv_read_stop(stream());
+}
+
+bool Stream::write(std::string data) {
+    if (!is_open() || uv_is_closing(reinterpret_cast<uv_handle_t*>(get())) != 0) return false;
+    if (!uv_is_writable(stream())) return false;
+    auto* request = new WriteRequest{};
+    request->data = std::move(data);
+    uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
+    int rc = uv_write(&request->req, stream(), &buf, 1,
+                      [](uv_write_t* req, int) { delete reinterpret_cast<WriteRequest*>(req); });
+    if (rc < 0) {
+        delete request;
+        return false;
+    }
+    return true;
+}
+
+size_t Stream::write_queue_bytes() const {
+    return is_open() ? uv_stream_get_write_queue_size(
+                           reinterpret_cast<const uv_stream_t*>(get()))
+                     : 0;
+}
+
+void Stream::shutdown(std::function<void()> done) {
+    on_shutdown_ = std::move(done);
+    auto* req = new uv_shutdown_t{};
+    int rc = is_open() ? uv_shutdown(req, stream(),
+                                     [](uv_shutdown_t* r, int) {
+                                         auto* self = static_cast<Stream*>(r->handle->data);
+                                         delete r;
+                                         if (self != nullptr && self->on_shutdown_) {
+                                             auto cb = std::move(self->on_shutdown_);
+                                             cb();
+                                         }
+                                     })
+                       : UV_EBADF;
+    if (rc < 0) {
+        delete req;
+        if (auto cb = std::move(on_shutdown_)) cb();
+    }
+}
+
+void Stream::bind_and_listen(const std::string& path, std::function<void()> on_connection) {
+    on_connection_ = std::move(on_connection);
+    check(uv_pipe_bind(get(), path.c_str()), "bind " + path);
+    check(uv_listen(stream(), 64,
+                    [](uv_stream_t* s, int status) {
+                        auto* self = static_cast<Stream*>(s->data);
+                        if (self != nullptr && status == 0) self->on_connection_();
+                    }),
+          "listen " + path);
+}
+
+void Stream::accept_into(Stream& client) { check(uv_accept(stream(), client.stream()), "accept"); }
+
+void Stream::connect(const std::string& path, std::function<void(int)> on_connected) {
+    on_connected_ = std::move(on_connected);
+    auto* req = new uv_connect_t{};
+    uv_pipe_connect(req, get(), path.c_str(), [](uv_connect_t* r, int status) {
+        auto* self = static_cast<Stream*>(r->handle->data);
+        delete r;
+        if (self != nullptr) self->on_connected_(status);
+    });
+}
+
+// ---- Process ----
+Process::Process(Loop& loop) : loop_(loop.get()) {}
+
+void Process::spawn(const ProcessOptions& options, ExitCallback on_exit) {
+    on_exit_ = std::move(on_exit);
+
+    std::vector<char*> argv;
+    for (const auto& a : options.args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+
+    uv_stdio_container_t stdio[3];
+    Stream* pipes[3] = {options.stdin_pipe, options.stdout_pipe, options.stderr_pipe};
+    const int directions[3] = {UV_READABLE_PIPE, UV_WRITABLE_PIPE, UV_WRITABLE_PIPE};
+    for (int i = 0; i < 3; ++i) {
+        if (pipes[i] != nullptr) {
+            stdio[i].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | directions[i]);
+            stdio[i].data.stream = pipes[i]->stream();
+        } else {
+            stdio[i].flags = UV_IGNORE;
+        }
+    }
+
+    uv_process_options_t uv_options{};
+    uv_options.file = options.file.c_str();
+    uv_options.args = argv.data();
+    uv_options.env = options.env.empty() ? nullptr : envp.data();
+    uv_options.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+    uv_options.stdio_count = 3;
+    uv_options.stdio = stdio;
+    uv_options.flags = options.detached ? UV_PROCESS_DETACHED : 0;
+    uv_options.exit_cb = [](uv_process_t* h, int64_t status, int sig) {
+        auto* self = static_cast<Process*>(h->data);
+        if (self == nullptr) return;
+        self->running_ = false;
+        auto cb = self->on_exit_;
+        if (cb) cb(status, sig);
+    };
+
+    int rc = uv_spawn(loop_, get(), &uv_options);
+    // uv_spawn initializes the handle even when it fails; it must be closed either way.
+    mark_initialized();
+    check(rc, "cannot start " + options.file);
+    pid_ = get()->pid;
+    running_ = true;
+}
+
+int Process::kill(int signum) {
+    if (!running_ || !is_open()) return UV_ESRCH;
+    return uv_process_kill(get(), signum);
+}
+
+namespace {
+struct WorkRequest {
+    uv_work_t req{};
+    std::function<std::string()> work;
+    std::function<void(const std::string&)> done;
+    std::string error;
+};
+}  // namespace
+
+void queue_work(Loop& loop, std::function<std::string()> work, std::function<void(const std::string&)> done) {
+    auto* w = new WorkRequest{};
+    w->work = std::move(work);
+    w->done = std::move(done);
+    w->req.data = w;
+    int rc = uv_queue_work(
+        loop.get(), &w->req,
+        [](uv_work_t* req) {
+            auto* self = static_cast<WorkRequest*>(req->data);
+            try {
+                self->error = self->work();
+            } catch (const std::exception& e) {
+                self->error = e.what();
+            }
+        },
+        [](uv_work_t* req, int status) {
+            std::unique_ptr<WorkRequest> self(static_cast<WorkRequest*>(req->data));
+            if (status < 0 && self->error.empty()) self->error = uv_strerror(status);
+            if (self->done) self->done(self->error);
+        });
+    if (rc < 0) {
+        std::unique_ptr<WorkRequest> self(w);
+        if (self->done) self->done(std::string("cannot queue work: ") + uv_strerror(rc));
+    }
+}
+
+}  // namespace pilogger::uv

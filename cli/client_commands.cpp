@@ -29,7 +29,8 @@ int with_client(Fn fn) {
 }
 
 void print_module_results(const json& result) {
-    for (const auto& [name, r] : result.value("modules", json::object()).items()) {
+    const json modules = result.value("modules", json::object());
+    for (const auto& [name, r] : modules.items()) {
         if (r.value("ok", false)) continue;
         std::cerr << "  " << name << ": " << r["error"].value("message", "failed") << "\n";
     }

@@ -136,7 +136,8 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
 
     void open() {
         bool append = options.mode == FileWriterOptions::Mode::Append && part == 1;
-        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_EXCL);
+        // Append mode reads the last byte back to spot a torn file, hence O_RDWR.
+        int flags = O_CREAT | O_CLOEXEC | (append ? O_RDWR | O_APPEND : O_WRONLY | O_EXCL);
         auto* r = request();
         int rc = uv_fs_open(loop, &r->req, part_path().c_str(), flags, 0644, [](uv_fs_t* req) {
             ssize_t result = 0;

@@ -24,6 +24,7 @@ std::string sanitize_label(const std::string& label) {
     while (!out.empty() && (out.front() == '.' || out.front() == '_')) out.erase(out.begin());
     while (!out.empty() && (out.back() == '.' || out.back() == '_')) out.pop_back();
     for (size_t pos; (pos = out.find("..")) != std::string::npos;) out.replace(pos, 2, "_");
+    for (size_t pos; (pos = out.find("__")) != std::string::npos;) out.erase(pos, 1);
     return out;
 }
 

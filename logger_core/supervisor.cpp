@@ -572,13 +572,14 @@ void Supervisor::add_note(const std::string& text, std::optional<int64_t> client
     // A client on this host may stamp the moment the note was typed; trust it within reason.
     int64_t at = client_mono_ns && std::llabs(*client_mono_ns - now) < 10'000'000'000LL ? *client_mono_ns : now;
     int64_t note_id = next_note_id_++;
-    int trial = trial_ && at >= trial_->start_at_mono_ns ? trial_->number : 0;
+    // Before the trial's start instant nothing records yet, even if every module has acknowledged.
+    bool in_trial = trial_ && at >= trial_->start_at_mono_ns;
     json args{{"note_id", note_id},
               {"mono_ns", at},
               {"wall_time_utc", format_utc(realtime_ns() - (now - at))},
               {"session_elapsed_s", static_cast<double>(at - session_->start_mono_ns()) / 1e9},
-              {"trial", trial},
-              {"recording_modules", recording_modules()},
+              {"trial", in_trial ? trial_->number : 0},
+              {"recording_modules", in_trial ? recording_modules() : std::vector<std::string>{}},
               {"text", text}};
     broadcast("note", args);
     bool deliverable = notes->process->connected() && notes->phase.session_generation == session_generation_;

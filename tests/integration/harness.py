@@ -1,0 +1,154 @@
+"""Runs the real pilogger executables for the integration tests (python3 standard library only).
+
+Each Rig gets its own temporary folder with a private XDG_RUNTIME_DIR (so its control socket
+never meets another test's) and a data folder for sessions.
+"""
+import csv
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("PILOGGER_SOURCE", os.path.abspath(os.path.join(HERE, "..", "..")))
+BIN = os.environ.get("PILOGGER_BIN", os.path.join(SOURCE, "build", "bin"))
+PILOGGER = os.path.join(BIN, "pilogger")
+
+
+def wait_for(predicate, timeout, interval=0.05, what="condition"):
+    """Polls until predicate() is truthy; returns its value or raises after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def yaml_config(data_dir, modules, supervisor=None, extra=""):
+    """modules: {name: {key: value}} written as YAML mappings (values already YAML-safe)."""
+    lines = [f"data_dir: {data_dir}", "log_level: debug", "disk_reserve_mb: 10"]
+    if supervisor:
+        lines.append("supervisor:")
+        lines += [f"  {k}: {v}" for k, v in supervisor.items()]
+    lines.append("modules:")
+    for name, settings in modules.items():
+        lines.append(f"  {name}:")
+        if not settings:
+            lines[-1] += " {}"
+        lines += [f"    {k}: {v}" for k, v in settings.items()]
+    return "\n".join(lines) + "\n" + extra
+
+
+class Rig:
+    def __init__(self, modules=None, supervisor=None, config_text=None):
+        self.tmp = tempfile.mkdtemp(prefix="pilogger-it-")
+        self.runtime = os.path.join(self.tmp, "run")
+        os.mkdir(self.runtime, 0o700)
+        self.data = os.path.join(self.tmp, "data")
+        self.config = os.path.join(self.tmp, "config.yaml")
+        if config_text is None:
+            config_text = yaml_config(self.data, modules or {"notes": {}}, supervisor)
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=self.runtime)
+        self.proc = None
+        self.seen_pids = set()
+
+    # ---- the supervisor ----
+    def start(self, *args):
+        self.proc = subprocess.Popen([PILOGGER, "run", "--config", self.config, *args], env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: self.try_status() is not None, 10, what="the control socket")
+        return self.proc
+
+    def wait_exit(self, timeout=30):
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def shutdown(self, timeout=30):
+        self.cli("shutdown")
+        return self.wait_exit(timeout)
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in self.seen_pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- the CLI ----
+    def cli(self, *args, check=True, timeout=30):
+        r = subprocess.run([PILOGGER, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"pilogger {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def try_status(self):
+        r = self.cli("status", "--json", check=False)
+        if r.returncode != 0:
+            return None
+        status = json.loads(r.stdout)
+        for m in status["modules"]:
+            if m.get("pid"):
+                self.seen_pids.add(m["pid"])
+        return status
+
+    def status(self):
+        s = self.try_status()
+        assert s is not None, "the supervisor does not answer"
+        return s
+
+    def module(self, name):
+        return next(m for m in self.status()["modules"] if m["name"] == name)
+
+    def wait_module(self, name, state, timeout=10, other_than_pid=None):
+        def ok():
+            m = self.module(name)
+            if m["state"] != state or not m["pid"]:
+                return None
+            if other_than_pid is not None and m["pid"] == other_than_pid:
+                return None
+            return m
+        return wait_for(ok, timeout, what=f"{name} to be {state}")
+
+    def wait_all(self, state, timeout=10):
+        return wait_for(lambda: all(m["state"] == state for m in self.status()["modules"] if m["enabled"]),
+                        timeout, what=f"every module {state}")
+
+    # ---- the session on disk ----
+    def session_dirs(self):
+        return sorted(glob.glob(os.path.join(self.data, "session_*")))
+
+    def session_dir(self):
+        dirs = self.session_dirs()
+        assert dirs, f"no session folder in {self.data}"
+        return dirs[-1]
+
+    def events(self):
+        return read_csv(os.path.join(self.session_dir(), "events.csv"))
+
+    def notes(self):
+        return read_csv(os.path.join(self.session_dir(), "notes", "notes.csv"))

@@ -1,0 +1,132 @@
+#include "csv_writer.hpp"
+#include "helpers.hpp"
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+using namespace pilogger;
+
+namespace {
+void close_writer(uv::Loop& loop, AsyncFileWriter& writer) {
+    bool closed = false;
+    writer.close([&] { closed = true; });
+    REQUIRE(test::run_until(loop, [&] { return closed; }));
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) out.push_back(text.substr(start, nl - start));
+    return out;
+}
+}  // namespace
+
+TEST_CASE("rows land in order with the header first") {
+    test::TempDir dir;
+    uv::Loop loop;
+    AsyncFileWriter writer(loop, dir.file("a.csv"), {"n", "text"});
+    for (int i = 0; i < 10000; ++i) CHECK(writer.write_row(CsvRow().add(i).add("row")));
+    close_writer(loop, writer);
+    auto lines = lines_of(test::read_file(dir.file("a.csv")));
+    REQUIRE(lines.size() == 10001);
+    CHECK(lines[0] == "n,text");
+    for (int i = 0; i < 10000; ++i) CHECK(lines[static_cast<size_t>(i) + 1] == std::to_string(i) + ",row");
+    CHECK(writer.stats().rows_written == 10000);
+    CHECK(writer.stats().rows_dropped == 0);
+    CHECK(writer.stats().syncs >= 1);
+}
+
+TEST_CASE("rows reach the file within the flush interval, without close") {
+    test::TempDir dir;
+    uv::Loop loop;
+    FileWriterOptions options;
+    options.flush_interval_ms = 100;
+    AsyncFileWriter writer(loop, dir.file("live.csv"), {"n"}, options);
+    writer.write_row(CsvRow().add(42));
+    // Well within the 250 ms promise, and through the timer, not an eager write.
+    CHECK(test::run_until(loop, [&] { return test::read_file(dir.file("live.csv")) == "n\n42\n"; }, 250));
+    uv::Timer wait(loop);
+    bool synced = false;
+    wait.start(1200, 0, [&] { synced = writer.stats().syncs >= 1; });
+    test::run_until(loop, [&] { return synced; }, 1500);
+    CHECK(synced);  // fdatasync'd within a second of the write
+    close_writer(loop, writer);
+}
+
+TEST_CASE("a full queue drops and counts rows instead of growing") {
+    test::TempDir dir;
+    uv::Loop loop;
+    FileWriterOptions options;
+    options.max_queued_bytes = 1000;
+    options.eager_write_bytes = 1 << 30;  // nothing leaves the queue before the loop runs
+    AsyncFileWriter writer(loop, dir.file("small.csv"), {"x"}, options);
+    int accepted = 0;
+    for (int i = 0; i < 1000; ++i) accepted += writer.write_row(CsvRow().add("0123456789")) ? 1 : 0;
+    CHECK(accepted < 100);
+    CHECK(writer.stats().rows_dropped == static_cast<uint64_t>(1000 - accepted));
+    close_writer(loop, writer);
+    CHECK(lines_of(test::read_file(dir.file("small.csv"))).size() == static_cast<size_t>(accepted) + 1);
+}
+
+TEST_CASE("never overwrites: create-new refuses an existing file") {
+    test::TempDir dir;
+    { std::ofstream(dir.file("taken.csv")) << "precious\n"; }
+    uv::Loop loop;
+    std::string error;
+    AsyncFileWriter writer(loop, dir.file("taken.csv"), {"x"}, {}, [&](const std::string& m) { error = m; });
+    writer.write_row(CsvRow().add(1));
+    close_writer(loop, writer);
+    CHECK(error.find("taken.csv") != std::string::npos);
+    CHECK(writer.failed());
+    CHECK(test::read_file(dir.file("taken.csv")) == "precious\n");
+}
+
+TEST_CASE("append mode continues a file without a second header") {
+    test::TempDir dir;
+    FileWriterOptions options;
+    options.mode = FileWriterOptions::Mode::Append;
+    for (int round = 0; round < 2; ++round) {
+        uv::Loop loop;
+        AsyncFileWriter writer(loop, dir.file("notes.csv"), {"n"}, options);
+        writer.write_row(CsvRow().add(round));
+        close_writer(loop, writer);
+    }
+    CHECK(test::read_file(dir.file("notes.csv")) == "n\n0\n1\n");
+}
+
+TEST_CASE("append mode leaves a torn file alone and continues in a part file") {
+    test::TempDir dir;
+    { std::ofstream(dir.file("notes.csv")) << "n,text\n1,\"half a ro"; }
+    { std::ofstream(dir.file("notes_p2.csv")) << "n,text\n"; }  // an earlier part exists too
+    FileWriterOptions options;
+    options.mode = FileWriterOptions::Mode::Append;
+    uv::Loop loop;
+    AsyncFileWriter writer(loop, dir.file("notes.csv"), {"n", "text"}, options);
+    writer.write_row(CsvRow().add(2).add("after the power cut"));
+    close_writer(loop, writer);
+    CHECK(test::read_file(dir.file("notes.csv")) == "n,text\n1,\"half a ro");
+    CHECK(writer.path() == dir.file("notes_p3.csv"));
+    CHECK(test::read_file(dir.file("notes_p3.csv")) == "n,text\n2,after the power cut\n");
+}
+
+TEST_CASE("a writer destroyed without close still writes everything") {
+    test::TempDir dir;
+    uv::Loop loop;
+    {
+        AsyncFileWriter writer(loop, dir.file("orphan.csv"), {"n"});
+        writer.write_row(CsvRow().add(7));
+    }
+    loop.run();
+    CHECK(test::read_file(dir.file("orphan.csv")) == "n\n7\n");
+}
+
+TEST_CASE("an unwritable folder is reported with the path") {
+    uv::Loop loop;
+    std::string error;
+    AsyncFileWriter writer(loop, "/nonexistent-folder/x.csv", {"n"}, {}, [&](const std::string& m) { error = m; });
+    CHECK(test::run_until(loop, [&] { return !error.empty(); }));
+    CHECK(error.find("/nonexistent-folder/x.csv") != std::string::npos);
+    CHECK_FALSE(writer.write_row(CsvRow().add(1)));
+    close_writer(loop, writer);
+}

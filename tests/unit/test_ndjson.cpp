@@ -1,0 +1,89 @@
+#include "ndjson.hpp"
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+using namespace pilogger;
+
+namespace {
+struct Collected {
+    std::vector<std::string> lines;
+    std::vector<size_t> overflows;
+};
+
+void feed(LineFramer& framer, std::string_view chunk, Collected& out) {
+    framer.feed(
+        chunk, [&](std::string_view line) { out.lines.emplace_back(line); },
+        [&](size_t n) { out.overflows.push_back(n); });
+}
+}  // namespace
+
+TEST_CASE("lines split across reads are joined, CRLF and empty lines handled") {
+    LineFramer framer;
+    Collected out;
+    feed(framer, "{\"a\":", out);
+    feed(framer, "1}\r\n\n{\"b\"", out);
+    CHECK(out.lines == std::vector<std::string>{"{\"a\":1}"});
+    feed(framer, ":2}\n", out);
+    CHECK(out.lines == std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"});
+    CHECK(framer.buffered_bytes() == 0);
+}
+
+TEST_CASE("an over-long line is dropped without being buffered, and the next line still parses") {
+    LineFramer framer(1024);
+    Collected out;
+    std::string chunk(4096, 'x');
+    // A 10 MiB line arriving in 4 KiB reads.
+    for (int i = 0; i < 10 * 256; ++i) {
+        feed(framer, chunk, out);
+        CHECK(framer.buffered_bytes() <= 1024);
+    }
+    feed(framer, "tail\n{\"ok\":true}\n", out);
+    REQUIRE(out.overflows.size() == 1);
+    CHECK(out.overflows[0] == 10 * 1024 * 1024 + 5);
+    CHECK(out.lines == std::vector<std::string>{"{\"ok\":true}"});
+    CHECK(framer.overflowed_lines() == 1);
+}
+
+TEST_CASE("messages are classified and bad ones explained") {
+    CHECK(parse_message("{\"id\":1,\"cmd\":\"status\"}").kind == Message::Kind::Command);
+    CHECK(parse_message("{\"id\":1,\"ok\":true,\"result\":{}}").kind == Message::Kind::Reply);
+    CHECK(parse_message("{\"event\":\"stats\",\"frames\":3}").name == "stats");
+
+    Message garbage = parse_message("this is not json");
+    CHECK(garbage.kind == Message::Kind::Invalid);
+    CHECK(garbage.problem == "not valid JSON");
+
+    Message array = parse_message("[1,2,3]");
+    CHECK(array.kind == Message::Kind::Invalid);
+    CHECK(array.problem.find("array") != std::string::npos);
+
+    CHECK(parse_message("{\"cmd\":\"status\"}").kind == Message::Kind::Invalid);          // no id
+    CHECK(parse_message("{\"id\":\"x\",\"cmd\":\"status\"}").kind == Message::Kind::Invalid);
+    CHECK(parse_message("{\"id\":2,\"cmd\":5}").kind == Message::Kind::Invalid);
+    CHECK(parse_message("{\"id\":2,\"cmd\":\"x\",\"args\":[]}").kind == Message::Kind::Invalid);
+    CHECK(parse_message("{\"ok\":\"maybe\"}").kind == Message::Kind::Invalid);
+    CHECK(parse_message("{\"event\":7}").kind == Message::Kind::Invalid);
+    CHECK(parse_message("{}").kind == Message::Kind::Invalid);
+    // The id survives so the error can still be answered to the right request.
+    CHECK(parse_message("{\"id\":5,\"cmd\":\"x\",\"args\":3}").id == 5);
+}
+
+TEST_CASE("builders make one-line JSON, even from invalid UTF-8") {
+    std::string err = make_error(3, errc::kBadRequest, std::string("bad \xff byte"));
+    CHECK(err.find('\n') == std::string::npos);
+    Message m = parse_message(err);
+    REQUIRE(m.kind == Message::Kind::Reply);
+    CHECK(m.body["ok"] == false);
+    CHECK(m.body["error"]["code"] == "bad_request");
+
+    Message cmd = parse_message(make_command(7, "start_recording", json{{"trial", 1}}));
+    CHECK(cmd.kind == Message::Kind::Command);
+    CHECK(cmd.body["args"]["trial"] == 1);
+
+    Message ev = parse_message(make_event("stats", json{{"frames", 10}}));
+    CHECK(ev.kind == Message::Kind::Event);
+    CHECK(ev.body["frames"] == 10);
+    CHECK(parse_message(make_ok(std::nullopt)).body["id"].is_null());
+}

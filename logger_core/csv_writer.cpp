@@ -86,6 +86,39 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
 
     std::string pending;
     uint64_t pending_rows = 0;
+    uint64_t accepted_bytes = 0;  // everything ever queued, header included
+    uint64_t synced_bytes = 0;    // bytes_written as of the start of the last completed sync
+    uint64_t sync_started_at_bytes = 0;
+    struct Waiter {
+        uint64_t target_bytes;
+        bool need_sync;
+        std::function<void(bool)> cb;
+    };
+    std::vector<Waiter> waiters;
+
+    void notify_waiters() {
+        std::vector<Waiter> ready;
+        for (auto it = waiters.begin(); it != waiters.end();) {
+            bool done = failed || (it->need_sync ? synced_bytes >= it->target_bytes
+                                                 : stats.bytes_written >= it->target_bytes);
+            if (done) {
+                ready.push_back(std::move(*it));
+                it = waiters.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        for (auto& w : ready) w.cb(!failed);
+    }
+
+    void queue_text(std::string_view text, bool at_front) {
+        if (at_front) {
+            pending.insert(0, text);
+        } else {
+            pending.append(text);
+        }
+        accepted_bytes += text.size();
+    }
     std::string in_flight;
     size_t in_flight_done = 0;
     uint64_t in_flight_rows = 0;
@@ -122,6 +155,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
             in_flight_rows = 0;
             if (on_error) on_error(what + " " + path + ": " + uv_strerror(static_cast<int>(code)));
         }
+        notify_waiters();
     }
 
     int part = 1;  // > 1 once a torn file made us move to a part file
@@ -168,7 +202,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
             return;
         }
         opening = false;
-        pending.insert(0, header);
+        queue_text(header, true);
         kick();
     }
 
@@ -181,7 +215,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
             auto core = finish(req, &result);
             if (size == 0) {
                 core->opening = false;
-                core->pending.insert(0, core->header);
+                core->queue_text(core->header, true);
                 core->kick();
             } else if (size < 0) {
                 core->opening = false;
@@ -283,12 +317,14 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         stats.rows_written += in_flight_rows;
         in_flight_rows = 0;
         in_flight.clear();
+        notify_waiters();
         kick();
     }
 
     void sync() {
         busy = true;
         sync_requested = false;
+        sync_started_at_bytes = stats.bytes_written;
         auto* r = request();
         int rc = uv_fs_fdatasync(loop, &r->req, fd, [](uv_fs_t* req) {
             ssize_t result = 0;
@@ -308,7 +344,9 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
             dirty = false;
             ++stats.syncs;
             stats.last_sync_mono_ns = mono_ns();
+            synced_bytes = sync_started_at_bytes;
         }
+        notify_waiters();
         kick();
     }
 
@@ -372,15 +410,20 @@ bool AsyncFileWriter::write_text(std::string_view line) {
         ++c.stats.rows_dropped;
         return false;
     }
-    c.pending += line;
+    c.queue_text(line, false);
     ++c.pending_rows;
     if (c.pending.size() >= c.options.eager_write_bytes && !c.busy) c.kick();
     return true;
 }
 
-void AsyncFileWriter::flush(bool sync) {
-    if (sync) core_->sync_requested = true;
-    if (!core_->busy) core_->kick();
+void AsyncFileWriter::flush(bool sync, std::function<void(bool ok)> on_done) {
+    Core& c = *core_;
+    if (on_done) {
+        c.waiters.push_back(Core::Waiter{c.accepted_bytes, sync, std::move(on_done)});
+        c.notify_waiters();  // nothing queued, or already failed: answer now
+    }
+    if (sync) c.sync_requested = true;
+    if (!c.busy) c.kick();
 }
 
 void AsyncFileWriter::close(std::function<void()> on_closed) {

@@ -86,7 +86,8 @@ public:
     // Raw text (a log line, newline included) counted as one row.
     bool write_text(std::string_view text);
     // Writes (and, with sync, fdatasyncs) what is queued now instead of at the next tick.
-    void flush(bool sync = false);
+    // on_done(ok) runs once all of it is written (and synced): the moment it is safe to ACK.
+    void flush(bool sync = false, std::function<void(bool ok)> on_done = {});
     // Writes everything, fdatasyncs, closes; then calls on_closed. Later rows are dropped.
     void close(std::function<void()> on_closed);
 

@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <set>
 
 namespace pilogger {
 
@@ -635,6 +636,42 @@ void Supervisor::module_action(const std::string& action, const std::string& nam
     }
 }
 
+void Supervisor::module_command(const std::string& name, const std::string& cmd, const json& args,
+                                ResultCallback done) {
+    static const std::set<std::string> kLifecycle = {"configure",      "start_session", "start_recording",
+                                                     "stop_recording", "stop_session",  "shutdown"};
+    if (kLifecycle.count(cmd) != 0) {
+        return done(CommandResult::failure(errc::kBadRequest,
+                                           cmd + " is driven by the supervisor; use the session and trial commands"));
+    }
+    std::vector<Entry*> targets;
+    if (name == "*") {
+        for (auto& e : modules_) {
+            if (e.process->connected()) targets.push_back(&e);
+        }
+    } else if (Entry* e = find(name)) {
+        targets.push_back(e);
+    } else {
+        return done(CommandResult::failure(errc::kBadRequest, "no module named '" + name + "'"));
+    }
+    if (name != "*") {
+        return targets[0]->process->send(cmd, args, [done](const CommandResult& r) { done(r); });
+    }
+    auto results = std::make_shared<json>(json::object());
+    auto remaining = std::make_shared<size_t>(targets.size() + 1);
+    auto one_done = [results, remaining, done] {
+        if (--*remaining == 0) done(ok_result(json{{"modules", *results}}));
+    };
+    for (Entry* e : targets) {
+        std::string module = e->process->name();
+        e->process->send(cmd, args, [results, one_done, module](const CommandResult& r) {
+            (*results)[module] = r.to_json();
+            one_done();
+        });
+    }
+    one_done();
+}
+
 // ---- module callbacks ----
 
 void Supervisor::module_hello(ModuleProcess& module) {
@@ -805,6 +842,16 @@ void Supervisor::handle_control(ControlServer::ClientId client, const Message& r
         std::optional<int64_t> at;
         if (auto it = args.find("mono_ns"); it != args.end() && it->is_number_integer()) at = it->get<int64_t>();
         return add_note(*text, at, answer);
+    }
+    if (cmd == "module_command") {
+        auto name = text_arg("name");
+        auto module_cmd = text_arg("cmd");
+        json module_args = args.value("args", json::object());
+        if (!name || name->empty() || !module_cmd || module_cmd->empty() || !module_args.is_object()) {
+            return answer(CommandResult::failure(errc::kBadRequest,
+                                                 "module_command needs \"name\" (or \"*\"), \"cmd\" and an object \"args\""));
+        }
+        return module_command(*name, *module_cmd, module_args, answer);
     }
     if (cmd == "module_enable" || cmd == "module_disable" || cmd == "module_restart") {
         auto name = text_arg("name");

@@ -55,6 +55,9 @@ public:
     void stop_trial(ResultCallback done, std::optional<int64_t> stop_at_mono_ns = std::nullopt);
     void add_note(const std::string& text, std::optional<int64_t> client_mono_ns, ResultCallback done);
     void module_action(const std::string& action, const std::string& name, ResultCallback done);
+    // Forwards a module-specific command (snapshot, ...) to one module, or to every running
+    // module with name "*"; the answer carries each module's own answer.
+    void module_command(const std::string& name, const std::string& cmd, const json& args, ResultCallback done);
 
     // ModuleHost
     void module_hello(ModuleProcess& module) override;

@@ -121,9 +121,17 @@ void NotesModule::add_note(const json& args, Reply reply) {
                                         writer_->path() + (last_error_.empty() ? "" : ": " + last_error_));
         return;
     }
-    writer_->flush(/*sync=*/true);
     ++notes_written_;
-    reply.ok(json{{"note_id", note_id}, {"file", writer_->path()}});
+    // Answer only once the note is on the disk: an ACK means it survives a crash or power cut.
+    auto pending = std::make_shared<Reply>(std::move(reply));
+    writer_->flush(/*sync=*/true, [this, pending, note_id, file = writer_->path()](bool ok) {
+        if (ok) {
+            pending->ok(json{{"note_id", note_id}, {"file", file}});
+        } else {
+            pending->error(errc::kIoError, "note " + std::to_string(note_id) + " could not be saved to " + file +
+                                               (last_error_.empty() ? "" : ": " + last_error_));
+        }
+    });
 }
 
 void NotesModule::standalone_input(const std::string& line) {

@@ -91,9 +91,10 @@ class Rig:
         return self.wait_exit(timeout)
 
     def cleanup(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.communicate()
         for pid in self.seen_pids:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)

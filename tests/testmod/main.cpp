@@ -3,7 +3,10 @@
 // can: crash, hang, print garbage, stop answering.
 #include "module_runtime.hpp"
 
+#include <poll.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <csignal>
 #include <cstdlib>
@@ -63,8 +66,7 @@ public:
             std::string big(10 * 1024 * 1024, 'x');
             const std::string lines = "this is not json\n[1,2,3]\n{\"id\":99999,\"ok\":true}\n{\"event\":7}\n\n" +
                                       std::string("{\"event\":\"log\",") + big + "\n{\"ok\":\"maybe\"}\n";
-            ssize_t ignored = ::write(STDOUT_FILENO, lines.data(), lines.size());
-            (void)ignored;
+            write_fully(lines);
             return true;
         }
         reply.error(pilogger::errc::kBadRequest, "unknown mode '" + mode + "'");
@@ -72,6 +74,22 @@ public:
     }
 
 private:
+    // stdout is non-blocking (the runtime's pipe); push the whole text through anyway.
+    static void write_fully(const std::string& text) {
+        size_t done = 0;
+        while (done < text.size()) {
+            ssize_t n = ::write(STDOUT_FILENO, text.data() + done, text.size() - done);
+            if (n > 0) {
+                done += static_cast<size_t>(n);
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                return;
+            } else {
+                pollfd p{STDOUT_FILENO, POLLOUT, 0};
+                ::poll(&p, 1, 1000);
+            }
+        }
+    }
+
     void answer(Reply reply, const json& result = json::object()) {
         if (mute_) {
             muted_.push_back(std::move(reply));  // never answered while muted

@@ -130,3 +130,23 @@ TEST_CASE("an unwritable folder is reported with the path") {
     CHECK_FALSE(writer.write_row(CsvRow().add(1)));
     close_writer(loop, writer);
 }
+
+TEST_CASE("flush with a callback answers only once the rows are written and synced") {
+    test::TempDir dir;
+    uv::Loop loop;
+    AsyncFileWriter writer(loop, dir.file("durable.csv"), {"n"});
+    writer.write_row(CsvRow().add(1));
+    bool done = false;
+    bool ok = false;
+    writer.flush(true, [&](bool result) {
+        done = true;
+        ok = result;
+        // At this instant the row is in the file (and fdatasync'd).
+        CHECK(test::read_file(dir.file("durable.csv")) == "n\n1\n");
+        CHECK(writer.stats().syncs >= 1);
+    });
+    CHECK_FALSE(done);
+    REQUIRE(test::run_until(loop, [&] { return done; }));
+    CHECK(ok);
+    close_writer(loop, writer);
+}

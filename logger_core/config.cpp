@@ -170,11 +170,8 @@ const std::regex kModuleName("[a-z][a-z0-9_-]{0,31}");
 
 nlohmann::json notes_settings(YamlMap&) { return nlohmann::json::object(); }
 
-// The test module exists for the supervisor's own tests and benchmarks.
-nlohmann::json test_settings(YamlMap& m) {
-    return {{"stats_interval_ms", m.integer("stats_interval_ms", 1000, 10, 60000)},
-            {"records", m.boolean("records", true)}};
-}
+// The test module exists for the supervisor's own tests and benchmarks; it has no settings.
+nlohmann::json test_settings(YamlMap&) { return nlohmann::json::object(); }
 
 ModuleConfig load_module(const std::string& name, YamlMap m) {
     ModuleConfig module;

@@ -55,6 +55,8 @@ int client_command(const std::string& cmd, const json& args, bool print_json) {
         } else if (cmd == "note") {
             std::cout << "note " << result.value("note_id", 0)
                       << (result.value("queued", false) ? " queued (the notes module is restarting)" : " saved") << "\n";
+        } else if (result.contains("module") && result.contains("state")) {
+            std::cout << result.value("module", "") << ": " << result.value("state", "") << "\n";
         } else {
             std::cout << cmd << ": " << result.dump() << "\n";
         }

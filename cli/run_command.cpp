@@ -98,7 +98,7 @@ int run(const RunArgs& args) {
 
     Console console;
     int exit_code = 0;
-    std::string session_dir;
+    std::vector<std::string> session_dirs;
     json final_status;
     {
         uv::Loop loop;
@@ -119,13 +119,13 @@ int run(const RunArgs& args) {
         loop.run();
         console.clear();
         exit_code = supervisor.exit_code();
-        session_dir = supervisor.last_session_dir();
+        session_dirs = supervisor.session_dirs();
         final_status = supervisor.status();
     }
 
-    if (!session_dir.empty()) {
-        std::cout << "Session: " << session_dir << "\n";
-        print_session_contents(session_dir);
+    for (const auto& dir : session_dirs) {
+        std::cout << "Session: " << dir << "\n";
+        print_session_contents(dir);
     }
     std::cout << "Modules:\n";
     for (const auto& m : final_status.value("modules", json::array())) std::cout << "  " << module_summary(m) << "\n";

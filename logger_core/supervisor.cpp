@@ -233,25 +233,32 @@ void Supervisor::shutdown(const std::string& why) {
     log("info", "shutting down: " + why);
     record_event("shutdown", "", why);
 
-    auto stop_modules = [this] {
+    // Order: the trial ends, modules close their session files, the module processes exit (their
+    // last log lines and exits still land in the session), then the session's own files close.
+    auto stop_modules = [this](std::function<void()> then) {
         auto remaining = std::make_shared<size_t>(modules_.size() + 1);
-        auto one_done = [this, remaining] {
-            if (--*remaining == 0) finish_shutdown();
+        auto one_done = [remaining, then] {
+            if (--*remaining == 0) then();
         };
         for (auto& e : modules_) e.process->stop(one_done);
         one_done();
     };
-    auto close_session = [this, stop_modules] {
-        if (!session_) {
-            stop_modules();
-            return;
-        }
-        stop_session([stop_modules](const CommandResult&) { stop_modules(); });
+    if (!session_ || session_closing_) {
+        stop_modules([this] { finish_shutdown(); });
+        return;
+    }
+    auto leave = [this, stop_modules] {
+        leave_session([this, stop_modules](const CommandResult& left) {
+            stop_modules([this, left] {
+                if (!session_) return finish_shutdown();
+                close_session_files(left.result, [this](const CommandResult&) { finish_shutdown(); });
+            });
+        });
     };
     if (trial_) {
-        stop_trial([close_session](const CommandResult&) { close_session(); }, planned_stop_at_);
+        stop_trial([leave](const CommandResult&) { leave(); }, planned_stop_at_);
     } else {
-        close_session();
+        leave();
     }
 }
 
@@ -448,7 +455,7 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
             trials_.clear();
             next_note_id_ = 1;
             notes_dropped_ = 0;
-            last_session_dir_ = session_->dir();
+            session_dirs_.push_back(session_->dir());
             clock_anchors_ = json{{"start", clock_anchor()}};
             log("info", "session " + session_->dir());
             record_event("session_start", "", session_->label().empty() ? "" : "label=" + session_->label(),
@@ -465,32 +472,41 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
 }
 
 void Supervisor::stop_session(ResultCallback done) {
+    leave_session([this, done](const CommandResult& left) {
+        if (!left.ok) return done(left);
+        close_session_files(left.result, done);
+    });
+}
+
+void Supervisor::leave_session(ResultCallback done) {
     if (!session_) return done(CommandResult::failure(errc::kBadState, "no session is open"));
     if (session_closing_) return done(CommandResult::failure(errc::kBadState, "the session is already closing"));
     if (trial_) {
-        stop_trial([this, done = std::move(done)](const CommandResult&) { stop_session(done); });
+        stop_trial([this, done = std::move(done)](const CommandResult&) { leave_session(done); });
         return;
     }
     session_closing_ = true;
     unblock_all();
-    sync_all([this, done = std::move(done)](json results, bool) {
-        // Notes that never reached the notes module are kept in events.csv rather than lost.
-        for (auto& pending : queued_notes_) {
-            record_event("note_undelivered", "notes", pending.args.dump());
-            if (pending.done) pending.done(CommandResult::failure(errc::kUnavailable, "the notes module never came back"));
-        }
-        queued_notes_.clear();
-        record_event("session_stop", "", "");
-        clock_anchors_["stop"] = clock_anchor();
-        rewrite_session_json();
-        std::string dir = session_->dir();
-        log("info", "session closed: " + dir);
-        broadcast("session", json{{"active", false}, {"dir", dir}});
-        session_->close([this, dir, results, done] {
-            session_.reset();
-            session_closing_ = false;
-            done(ok_result(json{{"session_dir", dir}, {"modules", results}}));
-        });
+    sync_all([done = std::move(done)](json results, bool) { done(ok_result(results)); });
+}
+
+void Supervisor::close_session_files(const json& module_results, ResultCallback done) {
+    // Notes that never reached the notes module are kept in events.csv rather than lost.
+    for (auto& pending : queued_notes_) {
+        record_event("note_undelivered", "notes", pending.args.dump());
+        if (pending.done) pending.done(CommandResult::failure(errc::kUnavailable, "the notes module never came back"));
+    }
+    queued_notes_.clear();
+    record_event("session_stop", "", "");
+    clock_anchors_["stop"] = clock_anchor();
+    rewrite_session_json();
+    std::string dir = session_->dir();
+    log("info", "session closed: " + dir);
+    broadcast("session", json{{"active", false}, {"dir", dir}});
+    session_->close([this, dir, module_results, done] {
+        session_.reset();
+        session_closing_ = false;
+        done(ok_result(json{{"session_dir", dir}, {"modules", module_results}}));
     });
 }
 

@@ -46,8 +46,8 @@ public:
     int exit_code() const { return exit_code_; }
 
     json status() const;
-    // After shutdown: where the last session went, and its modules' final state.
-    const std::string& last_session_dir() const { return last_session_dir_; }
+    // Every session folder this supervisor created, oldest first.
+    const std::vector<std::string>& session_dirs() const { return session_dirs_; }
 
     void start_session(const std::string& label, ResultCallback done);
     void stop_session(ResultCallback done);
@@ -111,6 +111,9 @@ private:
     // Drives every module towards the desired state; done gets {module: result} when all settle.
     void sync_all(std::function<void(json results, bool all_ok)> done);
     void deliver_notes();
+    // Stopping a session in two halves, so shutdown can stop the processes in between.
+    void leave_session(ResultCallback done);
+    void close_session_files(const json& module_results, ResultCallback done);
     std::vector<std::string> recording_modules() const;
 
     void handle_control(ControlServer::ClientId client, const Message& request);
@@ -160,7 +163,7 @@ private:
     std::optional<int64_t> planned_stop_at_;
     int exit_code_ = 0;
     int64_t started_mono_ns_ = 0;
-    std::string last_session_dir_;
+    std::vector<std::string> session_dirs_;
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks
 };
 

@@ -238,6 +238,7 @@ void ModuleProcess::tick(int64_t now) {
 }
 
 void ModuleProcess::kill_hung(const std::string& why) {
+    if (!process_ || !process_->running() || stopping_) return;
     last_error_ = "hung: " + why;
     host_.module_incident(*this, "module_hung", why);
     consecutive_ack_timeouts_ = 0;

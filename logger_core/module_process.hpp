@@ -69,6 +69,11 @@ public:
     void set_state(State s);
     void set_error(const std::string& message);
 
+    // A command went unanswered and no answer has come since.
+    bool unresponsive() const { return consecutive_ack_timeouts_ > 0; }
+    // SIGKILL and restart: for a module that is out of step with the supervisor.
+    void recover(const std::string& why) { kill_hung(why); }
+
     // Graceful: shutdown command, wait, SIGTERM, wait, SIGKILL. No restart afterwards.
     void stop(std::function<void()> done);
     void enable();

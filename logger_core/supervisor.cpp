@@ -17,6 +17,8 @@ constexpr size_t kMaxQueuedNotes = 1000;
 constexpr int64_t kTickMs = 250;
 // run --record waits this long for the modules to come up before starting the trial anyway.
 constexpr int64_t kReadyWaitMs = 15000;
+// Configure and start_session may open devices: they get at least this long.
+constexpr int64_t kSetupTimeoutMs = 10000;
 // Time a module may take to close its files after the stop instant.
 constexpr int64_t kStopGraceMs = 5000;
 
@@ -322,8 +324,14 @@ void Supervisor::step_done(Entry& entry, const CommandResult& result, const std:
         sync(entry);
         return;
     }
+    // A module that did not answer a lifecycle step no longer knows what state it is in:
+    // restart it, and it rejoins the session and trial (in a part file) with its next hello.
+    if (result.code == errc::kTimeout && !shutting_down_) {
+        entry.process->set_error(result.message);
+        entry.process->recover(result.message);
+    }
     // A dead process gets a fresh phase with its next hello; anything else waits for a change.
-    if (result.code != errc::kUnavailable) {
+    if (result.code != errc::kUnavailable && result.code != errc::kTimeout) {
         p.blocked = true;
         p.last_failure = result;
         entry.process->set_error(result.message);
@@ -351,6 +359,10 @@ void Supervisor::sync(Entry& entry) {
         converge(entry, p.last_failure);
         return;
     }
+    if (m.unresponsive()) {
+        converge(entry, CommandResult::failure(errc::kTimeout, m.name() + " is not answering commands"));
+        return;
+    }
     auto run_step = [&](const std::string& cmd, const json& args, int64_t timeout_ms, std::function<void()> on_ok) {
         p.step_in_flight = true;
         std::string name = m.name();
@@ -365,7 +377,7 @@ void Supervisor::sync(Entry& entry) {
 
     if (!p.configured) {
         run_step("configure", json{{"settings", m.config().settings}, {"name", m.name()}, {"stats_interval_ms", 500}},
-                 0, [&p] { p.configured = true; });
+                 std::max<int64_t>(config_.supervisor.ack_timeout_ms, kSetupTimeoutMs), [&p] { p.configured = true; });
         return;
     }
     if (p.trial != 0 && (p.session_generation != session || p.trial != trial)) {
@@ -386,7 +398,8 @@ void Supervisor::sync(Entry& entry) {
                      json{{"session_dir", session_->dir()},
                           {"session_name", session_->name()},
                           {"session_start_mono_ns", session_->start_mono_ns()}},
-                     0, [&p, session] { p.session_generation = session; });
+                     std::max<int64_t>(config_.supervisor.ack_timeout_ms, kSetupTimeoutMs),
+                     [&p, session] { p.session_generation = session; });
         }
         return;
     }

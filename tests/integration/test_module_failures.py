@@ -144,9 +144,36 @@ class ModuleFailures(unittest.TestCase):
         self.assertEqual(rig.module("notes")["state"], "recording")
         timeouts = [e for e in rig.events() if e["event"] == "ack_timeout" and e["module"] == "mute"]
         self.assertTrue(timeouts)
-        rig.cli("trial", "stop", check=False)
-        rig.shutdown()
+        # Out of step with the supervisor: restarted, and the new process joins the trial as part 2.
+        rig.wait_module("mute", "recording", timeout=10, other_than_pid=pid)
+        wait_for(lambda: rig.module("mute")["stats"].get("part") == 2, 3, what="the new process's heartbeat")
         self.assertFalse(pid_alive(pid))
+        rig.cli("trial", "stop")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        parts = [e["detail"] for e in rig.events() if e["event"] == "module_part"]
+        self.assertEqual(parts, ["continues trial in part 2"])
+
+    def test_shutdown_escalates_to_sigterm_and_sigkill(self):
+        rig = self.rig(modules={"notes": {}, "stuck": {"type": "test"}},
+                       supervisor={"shutdown_timeout_ms": 300, "terminate_timeout_ms": 300,
+                                   "heartbeat_timeout_ms": 20000})
+        rig.start("--record")
+        rig.wait_all("recording")
+        pid = rig.module("stuck")["pid"]
+        self.send_to_module(rig, "stuck", "hang")  # its loop never runs again: no answer, no signal handler
+        started = time.monotonic()
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        self.assertLess(time.monotonic() - started, 15)
+        self.assertFalse(pid_alive(pid))
+        escalations = [e["detail"] for e in rig.events() if e["event"] == "module_stop_escalation"]
+        self.assertEqual(len(escalations), 2, escalations)
+        self.assertIn("SIGTERM", escalations[0])
+        self.assertIn("SIGKILL", escalations[1])
+        exits = {e["module"]: e["detail"] for e in rig.events() if e["event"] == "module_exit"}
+        self.assertEqual(exits["notes"], "exit status 0")
+        self.assertIn("signal 9", exits["stuck"])
 
     def send_to_module(self, rig, name, mode):
         """Forwards a command to one module through the control socket's module_command."""

@@ -405,13 +405,14 @@ void Supervisor::sync(Entry& entry) {
     }
     if (p.trial != trial) {
         int part = p.last_trial_started == trial ? p.part + 1 : 1;
+        // Counted when sent: a module may have created its files before failing to answer.
+        p.last_trial_started = trial;
+        p.part = part;
         int64_t start_at = std::max(trial_->start_at_mono_ns, mono_ns());
         run_step("start_recording",
                  json{{"trial", trial}, {"part", part}, {"label", trial_->label}, {"start_at_mono_ns", start_at}}, 0,
                  [this, &p, &m, trial, part] {
                      p.trial = trial;
-                     p.last_trial_started = trial;
-                     p.part = part;
                      m.set_state(ModuleProcess::State::Recording);
                      if (part > 1) record_event("module_part", m.name(), "continues trial in part " + std::to_string(part));
                  });

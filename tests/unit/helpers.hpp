@@ -15,7 +15,8 @@ namespace test {
 struct TempDir {
     std::filesystem::path path;
     TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "pilogger-test-XXXXXX").string();
+        // mkdtemp replaces the trailing six X characters.
+        std::string tmpl = (std::filesystem::temp_directory_path() / "pilogger-test-").string() + std::string(6, 'X');
         path = mkdtemp(tmpl.data());
     }
     ~TempDir() {

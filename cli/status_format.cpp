@@ -61,6 +61,34 @@ std::string module_summary(const json& m) {
     return out;
 }
 
+namespace {
+// The Pico W sync link: "connected on PATH, fw 1.0.0 (segment 1), offset ..., drift ..., ..."
+std::string pico_summary(const json& p) {
+    std::string out = p.value("state", "?");
+    std::string path = p.value("path", json()).is_string() ? p["path"].get<std::string>() : p.value("device", "?");
+    if (!p.value("connected", false)) {
+        std::string err = p.value("last_error", "");
+        return out + " (" + (err.empty() ? path : err) + "); retrying in the background";
+    }
+    out += " on " + path + ", fw " + p.value("firmware", "?") + " (clock segment " + number(p.value("segment", json(0))) + ")";
+    json fit = p.value("fit", json());
+    char buf[160];
+    if (fit.is_object()) {
+        snprintf(buf, sizeof buf, ", offset %.6f s, drift %+.2f ppm, residual %.0f us", fit.value("offset_us", 0.0) / 1e6,
+                 fit.value("drift_ppm", 0.0), fit.value("residual_us", 0.0));
+        out += buf;
+    } else {
+        out += ", no clock fit yet";
+    }
+    json led = p.value("led", json());
+    out += ", LED " + (led.is_string() ? led.get<std::string>() : std::string("unknown"));
+    out += ", " + number(p.value("lines_lost", json(0))) + " lines lost";
+    uint64_t bad = p.value("lines_bad", uint64_t{0});
+    if (bad > 0) out += ", " + std::to_string(bad) + " bad";
+    return out;
+}
+}  // namespace
+
 std::string status_line(const json& s) {
     std::string out;
     const json& session = s["session"];
@@ -74,6 +102,8 @@ std::string status_line(const json& s) {
     for (const auto& m : s.value("modules", json::array())) {
         out += " | " + m.value("name", "?") + " " + m.value("state", "?") + stats_brief(m.value("stats", json::object()));
     }
+    json pico = s.value("pico", json());
+    if (pico.is_object()) out += " | pico " + pico.value("state", "?");
     return out;
 }
 
@@ -102,6 +132,8 @@ std::string status_report(const json& s) {
     if (free_bytes >= 0) {
         out += "disk        " + bytes(free_bytes) + " free (reserve " + bytes(disk.value("reserve_bytes", int64_t{0})) + ")\n";
     }
+    json pico = s.value("pico", json());
+    if (pico.is_object()) out += "pico        " + pico_summary(pico) + "\n";
     out += "modules\n";
     for (const auto& m : s.value("modules", json::array())) out += "  " + module_summary(m) + "\n";
     return out;

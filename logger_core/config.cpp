@@ -173,14 +173,55 @@ nlohmann::json notes_settings(YamlMap&) { return nlohmann::json::object(); }
 // The test module exists for the supervisor's own tests and benchmarks; it has no settings.
 nlohmann::json test_settings(YamlMap&) { return nlohmann::json::object(); }
 
+// One camera per module instance; docs/camera.md explains every key. The module parses the same
+// keys with the same defaults (modules/camera/camera_settings.cpp).
+nlohmann::json camera_settings(YamlMap& m) {
+    nlohmann::json s;
+    s["backend"] = m.choice("backend", "libcamera", {"libcamera", "test_pattern"});
+    s["camera"] = m.string("camera", "0");
+    s["width"] = m.integer("width", 1456, 16, 8192);
+    s["height"] = m.integer("height", 1088, 16, 8192);
+    for (const char* key : {"width", "height"}) {
+        if (s[key].get<int64_t>() % 2 != 0) m.fail(m.node(key), key, "must be even (YUV 4:2:0 video)");
+    }
+    s["fps"] = m.number("fps", 30, 1, 240);
+    s["pixel_format"] = m.choice("pixel_format", "YUV420",
+                                 {"YUV420", "NV12", "YUYV", "UYVY", "RGB888", "BGR888", "XRGB8888", "XBGR8888", "MJPEG"});
+    s["buffer_count"] = m.integer("buffer_count", 6, 2, 32);
+    s["queue_frames"] = m.integer("queue_frames", 30, 2, 600);
+    s["encoder"] = m.choice("encoder", "libx264", {"libx264", "h264_v4l2m2m"});
+    s["preset"] = m.choice("preset", "ultrafast",
+                           {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"});
+    s["tune"] = m.choice("tune", "zerolatency",
+                         {"zerolatency", "film", "animation", "grain", "stillimage", "fastdecode", "none"});
+    s["crf"] = m.integer("crf", 23, 0, 51);
+    s["bitrate_kbps"] = m.integer("bitrate_kbps", 0, 0, 200000);
+    s["encoder_threads"] = m.integer("encoder_threads", 0, 0, 16);
+    s["fragment_ms"] = m.integer("fragment_ms", 1000, 100, 1000);
+    s["preview_width"] = m.integer("preview_width", 320, 16, 1920);
+    s["preview_height"] = m.integer("preview_height", 240, 16, 1080);
+    s["preview_fps"] = m.number("preview_fps", 10, 0, 30);
+    s["preview_format"] = m.choice("preview_format", "rgb24", {"rgb24", "gray"});
+    s["snapshot_format"] = m.choice("snapshot_format", "png", {"png", "jpg"});
+    s["exposure_us"] = m.integer("exposure_us", 0, 0, 10'000'000);
+    s["analogue_gain"] = m.number("analogue_gain", 0, 0, 64);
+    s["af_mode"] = m.choice("af_mode", "default", {"default", "manual", "auto", "continuous"});
+    s["lens_position"] = m.number("lens_position", 0, 0, 32);
+    s["hflip"] = m.boolean("hflip", false);
+    s["vflip"] = m.boolean("vflip", false);
+    return s;
+}
+
 ModuleConfig load_module(const std::string& name, YamlMap m) {
     ModuleConfig module;
     module.name = name;
-    module.type = m.choice("type", name, {"notes", "test"});
+    module.type = m.choice("type", name, {"notes", "test", "camera"});
     module.enabled = m.boolean("enabled", true);
     module.executable = expand_home(m.string("executable", ""));
     if (module.type == "notes") {
         module.settings = notes_settings(m);
+    } else if (module.type == "camera") {
+        module.settings = camera_settings(m);
     } else {
         module.settings = test_settings(m);
     }
@@ -230,7 +271,8 @@ nlohmann::json Config::to_json() const {
               {"restart_healthy_reset_s", s.restart_healthy_reset_s},
               {"clock_anchor_interval_ms", s.clock_anchor_interval_ms},
               {"disk_check_interval_ms", s.disk_check_interval_ms}}},
-            {"modules", mods}};
+            {"modules", mods},
+            {"pico", pico ? pico_config_json(*pico) : nlohmann::json(nullptr)}};
 }
 
 namespace {
@@ -283,6 +325,10 @@ Config parse_config(const std::string& text, const std::string& source_name) {
         config.modules.push_back(load_module(name, modules.map(name)));
     }
     modules.finish();
+    if (top.has("pico")) {
+        YamlMap pico = top.map("pico");
+        config.pico = parse_pico_config(pico);
+    }
     top.finish();
     return config;
 }

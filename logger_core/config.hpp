@@ -4,11 +4,14 @@
 // are errors so typos never pass silently.
 #pragma once
 
+#include "pico_config.hpp"
+
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -50,6 +53,7 @@ struct Config {
     int64_t disk_reserve_mb = 1024;
     SupervisorSettings supervisor;
     std::vector<ModuleConfig> modules;
+    std::optional<PicoConfig> pico;  // no pico: section, no Pico
 
     const ModuleConfig* find_module(const std::string& name) const;
     nlohmann::json to_json() const;

@@ -1,6 +1,7 @@
 #include "supervisor.hpp"
 
 #include "clock.hpp"
+#include "pico_link.hpp"
 
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -126,6 +127,7 @@ json Supervisor::session_json() const {
                 {"modules", modules},
                 {"trials", trials},
                 {"notes", {{"count", next_note_id_ - 1}, {"undelivered", notes_dropped_}}},
+                {"pico", pico_ ? pico_->session_info() : json(nullptr)},
                 {"time_base", "mono_ns is CLOCK_MONOTONIC in nanoseconds; clocks.csv maps it to realtime and boottime"}};
 }
 
@@ -170,6 +172,15 @@ void Supervisor::start() {
         modules_.push_back(Entry{std::make_unique<ModuleProcess>(loop_, *this, mc, config_.supervisor), Phase{}});
     }
     log("info", "control socket " + socket);
+    if (config_.pico) {
+        PicoLink::Callbacks callbacks{[this](std::string_view level, const std::string& m) { log(level, m); },
+                                      [this](std::string_view event, const std::string& detail, int64_t at) {
+                                          record_event(event, "pico", detail, at);
+                                      }};
+        pico_ = std::make_unique<PicoLink>(loop_, *config_.pico, socket.substr(0, socket.find_last_of('/')), callbacks);
+        // With a session, the link starts once its folder exists, so the first events land in it.
+        if (!options_.start_session) pico_->start();
+    }
 
     if (!options_.start_session) {
         start_modules();
@@ -209,6 +220,8 @@ void Supervisor::maybe_start_planned_trial() {
                        s == ModuleProcess::State::Disabled || s == ModuleProcess::State::Error;
         if (!settled && e.process->enabled()) all_up = false;
     }
+    // A Pico that is coming up gets a few seconds, so trial 1 starts with its sync code.
+    if (pico_ && pico_->settling()) all_up = false;
     if (!all_up && mono_ns() < ready_deadline_mono_ns_) return;
     if (!all_up) log("warning", "starting the trial before every module is ready; late modules join it");
     waiting_to_record_ = false;
@@ -274,6 +287,7 @@ void Supervisor::finish_shutdown() {
     sigterm_.close();
     sighup_.close();
     if (control_) control_->close();
+    if (pico_) pico_->stop();
     log("info", "supervisor stopped");
 }
 
@@ -460,6 +474,7 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
             if (!error.empty()) {
                 log("error", error);
                 start_modules();
+                if (pico_) pico_->start();
                 done(CommandResult::failure(errc::kIoError, error));
                 return;
             }
@@ -477,6 +492,10 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
             rewrite_session_json();
             broadcast("session", json{{"active", true}, {"dir", session_->dir()}, {"name", session_->name()}});
             start_modules();
+            if (pico_) {
+                pico_->open_session(session_->dir());
+                pico_->start();
+            }
             unblock_all();
             sync_all([this, done](json results, bool) {
                 if (!session_) return done(CommandResult::failure(errc::kBadState, "the session closed meanwhile"));
@@ -517,11 +536,15 @@ void Supervisor::close_session_files(const json& module_results, ResultCallback 
     std::string dir = session_->dir();
     log("info", "session closed: " + dir);
     broadcast("session", json{{"active", false}, {"dir", dir}});
-    session_->close([this, dir, module_results, done] {
-        session_.reset();
-        session_closing_ = false;
-        done(ok_result(json{{"session_dir", dir}, {"modules", module_results}}));
-    });
+    auto close_files = [this, dir, module_results, done] {
+        session_->close([this, dir, module_results, done] {
+            session_.reset();
+            session_closing_ = false;
+            done(ok_result(json{{"session_dir", dir}, {"modules", module_results}}));
+        });
+    };
+    if (pico_) return pico_->close_session(close_files);
+    close_files();
 }
 
 void Supervisor::start_trial(const std::string& label, ResultCallback done) {
@@ -543,6 +566,7 @@ void Supervisor::start_trial(const std::string& label, ResultCallback done) {
     trial_ = t;
     log("info", "trial " + std::to_string(t.number) + " starts" + (label.empty() ? "" : " (" + label + ")"));
     record_event("trial_start", "", label.empty() ? "" : "label=" + label, t.start_at_mono_ns);
+    if (pico_) pico_->trial_started(t.number, t.start_at_mono_ns);
     rewrite_session_json();
     broadcast("trial", json{{"active", true}, {"trial", t.number}, {"label", label}, {"start_at_mono_ns", t.start_at_mono_ns}});
     unblock_all();
@@ -558,6 +582,7 @@ void Supervisor::stop_trial(ResultCallback done, std::optional<int64_t> stop_at_
     t.stop_at_mono_ns = stop_at_mono_ns.value_or(now + config_.supervisor.trial_start_delay_ms * 1'000'000);
     t.stop_at_mono_ns = std::max({t.stop_at_mono_ns, t.start_at_mono_ns + 1, now});
     record_event("trial_stop", "", "", t.stop_at_mono_ns);
+    if (pico_) pico_->trial_stopped(t.number, t.stop_at_mono_ns);
     trials_.push_back(t);
     trial_.reset();
     planned_stop_at_.reset();
@@ -828,6 +853,7 @@ json Supervisor::status() const {
                         {"start_at_mono_ns", trial_->start_at_mono_ns},
                         {"elapsed_s", std::max(0.0, static_cast<double>(now - trial_->start_at_mono_ns) / 1e9)}};
     }
+    out["pico"] = pico_ ? pico_->status() : json(nullptr);
     return out;
 }
 

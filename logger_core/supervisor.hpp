@@ -19,6 +19,8 @@
 
 namespace pilogger {
 
+class PicoLink;
+
 struct SupervisorOptions {
     Config config;
     std::string config_text;     // the YAML as read, kept in session.json
@@ -165,6 +167,7 @@ private:
     int64_t started_mono_ns_ = 0;
     std::vector<std::string> session_dirs_;
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks
+    std::unique_ptr<PicoLink> pico_;       // the Pico W sync link, when pico: is configured
 };
 
 }  // namespace pilogger

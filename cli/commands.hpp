@@ -24,6 +24,8 @@ int client_command(const std::string& cmd, const json& args, bool print_json);
 int status(bool print_json);
 int shutdown(bool wait);
 int config_check(const std::string& file);
+// Runs pilogger-camera --list-devices in place of this process.
+int devices(bool as_json);
 
 // Formatting shared by run's status line and `pilogger status`.
 std::string format_duration(double seconds);

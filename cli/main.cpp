@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
     auto* config_check = config->add_subcommand("check", "Validate a config file");
     config_check->add_option("file", check_file, "YAML config file")->required();
 
+    bool devices_json = false;
+    auto* devices = app.add_subcommand("devices", "List the cameras libcamera sees, with their modes");
+    devices->add_flag("--json", devices_json, "Print the list as JSON");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -82,5 +86,6 @@ int main(int argc, char** argv) {
     if (*module_restart) return cli::client_command("module_restart", json{{"name", module_name}}, false);
     if (*shutdown) return cli::shutdown(!no_wait);
     if (*config_check) return cli::config_check(check_file);
+    if (*devices) return cli::devices(devices_json);
     return 2;
 }

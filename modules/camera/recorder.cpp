@@ -1,0 +1,205 @@
+#include "recorder.hpp"
+
+#include "clock.hpp"
+#include "csv_writer.hpp"
+#include "video_writer.hpp"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace pilogger::camera {
+
+namespace {
+// Wake at least this often to fdatasync the video while frames trickle in (or stop).
+constexpr auto kIdleWake = std::chrono::milliseconds(100);
+}  // namespace
+
+Recorder::Recorder(std::string camera_name, size_t max_frames, Post post)
+    : name_(std::move(camera_name)), max_frames_(max_frames), post_(std::move(post)) {
+    thread_ = std::thread([this] { run(); });
+}
+
+Recorder::~Recorder() {
+    {
+        std::lock_guard lock(mutex_);
+        quit_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Recorder::open(RecordingRequest request) {
+    {
+        std::lock_guard lock(mutex_);
+        items_.emplace_back(std::move(request));
+    }
+    wake_.notify_one();
+}
+
+bool Recorder::push(FramePtr frame, uint64_t generation, uint64_t dropped_before, size_t* depth_after) {
+    {
+        std::lock_guard lock(mutex_);
+        if (frames_queued_ >= max_frames_) return false;
+        ++frames_queued_;
+        max_depth_ = std::max(max_depth_, frames_queued_);
+        if (depth_after != nullptr) *depth_after = frames_queued_;
+        items_.emplace_back(FrameItem{std::move(frame), generation, dropped_before, frames_queued_});
+    }
+    wake_.notify_one();
+    return true;
+}
+
+void Recorder::close(uint64_t generation) {
+    {
+        std::lock_guard lock(mutex_);
+        items_.emplace_back(CloseItem{generation});
+    }
+    wake_.notify_one();
+}
+
+Recorder::Stats Recorder::stats() const {
+    Stats s;
+    {
+        std::lock_guard lock(mutex_);
+        s.depth = frames_queued_;
+        s.max_depth = max_depth_;
+    }
+    s.encoded = encoded_.load();
+    s.bytes_written = bytes_.load();
+    s.lost_after_error = lost_after_error_.load();
+    return s;
+}
+
+void Recorder::run() {
+    pthread_setname_np(pthread_self(), ("enc-" + name_).substr(0, 15).c_str());
+    while (true) {
+        std::optional<Item> item;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait_for(lock, kIdleWake, [this] { return quit_ || !items_.empty(); });
+            if (!items_.empty()) {
+                item.emplace(std::move(items_.front()));
+                items_.pop_front();
+                if (std::holds_alternative<FrameItem>(*item)) --frames_queued_;
+            } else if (quit_) {
+                break;
+            }
+        }
+        if (item) std::visit([this](auto& i) { handle(i); }, *item);
+        periodic();
+    }
+    // Destroyed while a file is open (no close was queued): finalize it anyway.
+    if (writer_) {
+        CloseItem close{current_.generation};
+        handle(close);
+    }
+}
+
+void Recorder::periodic() {
+    if (!writer_) return;
+    try {
+        writer_->sync_if_due(mono_ns());
+    } catch (const std::exception& e) {
+        fail(e.what());
+    }
+}
+
+void Recorder::fail(const std::string& message) {
+    // The file keeps every fragment written so far; later frames of this trial are lost.
+    error_ = message;
+    if (writer_) closed_bytes_ += writer_->bytes_written();
+    writer_.reset();
+    post_(RecorderEvent{RecorderEvent::Kind::Failed, current_.generation, false, message, frame_index_,
+                        0, last_pts_us_});
+}
+
+void Recorder::handle(RecordingRequest& request) {
+    if (writer_) {
+        CloseItem close{current_.generation};
+        handle(close);
+    }
+    current_ = std::move(request);
+    frame_index_ = 0;
+    last_pts_us_ = -1;
+    error_.clear();
+    RecorderEvent event{RecorderEvent::Kind::Opened, current_.generation, true, {}, 0, 0, -1};
+    try {
+        if (::access(current_.csv_path.c_str(), F_OK) == 0) {
+            throw std::runtime_error(current_.csv_path + " already exists; pilogger never overwrites a recording");
+        }
+        writer_ = std::make_unique<VideoWriter>(current_.video_path, current_.width, current_.height,
+                                                current_.settings, current_.color);
+    } catch (const std::exception& e) {
+        error_ = e.what();
+        event.ok = false;
+        event.text = error_;
+    }
+    post_(std::move(event));
+}
+
+void Recorder::handle(FrameItem& item) {
+    if (item.generation != current_.generation) return;  // a recording whose file never opened
+    if (!writer_) {
+        ++lost_after_error_;
+        return;
+    }
+    const Frame& f = *item.frame;
+    // pts: the frame's own instant relative to the trial start, strictly increasing.
+    int64_t pts_us = (f.time_ns - current_.start_at_ns) / 1000;
+    if (pts_us <= last_pts_us_) pts_us = last_pts_us_ + 1;
+    try {
+        writer_->write(item.frame, pts_us);
+    } catch (const std::exception& e) {
+        ++lost_after_error_;
+        fail(e.what());
+        return;
+    }
+    last_pts_us_ = pts_us;
+    ++encoded_;
+    bytes_ = closed_bytes_ + writer_->bytes_written();
+
+    int64_t wall_ns = f.mono_ns + (realtime_ns() - mono_ns());
+    CsvRow row;
+    row.add(static_cast<uint64_t>(frame_index_))
+        .add(f.sensor_ns)
+        .add(f.mono_ns)
+        .add(format_utc(wall_ns))
+        .add(pts_us)
+        .add(static_cast<uint64_t>(item.dropped_before));
+    if (f.exposure_us >= 0) {
+        row.add(f.exposure_us);
+    } else {
+        row.empty();
+    }
+    row.add(static_cast<uint64_t>(item.depth));
+    ++frame_index_;
+    post_(RecorderEvent{RecorderEvent::Kind::Row, current_.generation, true, row.line(), 0, 0, pts_us});
+}
+
+void Recorder::handle(CloseItem& item) {
+    if (item.generation != current_.generation) return;
+    RecorderEvent event{RecorderEvent::Kind::Closed, current_.generation, true, {}, frame_index_, 0, last_pts_us_};
+    if (writer_) {
+        try {
+            writer_->finish();
+        } catch (const std::exception& e) {
+            error_ = e.what();
+        }
+        event.bytes = writer_->bytes_written();
+        closed_bytes_ += writer_->bytes_written();
+        bytes_ = closed_bytes_;
+        writer_.reset();
+    }
+    if (!error_.empty()) {
+        event.ok = false;
+        event.text = error_;
+    }
+    // Later frames of this generation (none should come) are ignored.
+    current_.generation = 0;
+    post_(std::move(event));
+}
+
+}  // namespace pilogger::camera

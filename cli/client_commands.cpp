@@ -102,7 +102,7 @@ int config_check(const std::string& file) {
         for (const auto& m : config.modules) {
             std::cout << " " << m.name << (m.type != m.name ? " (" + m.type + ")" : "") << (m.enabled ? "" : " [disabled]");
         }
-        std::cout << "\n";
+        std::cout << "\n  pico: " << (config.pico ? config.to_json()["pico"].dump() : std::string("none")) << "\n";
         return 0;
     } catch (const ConfigError& e) {
         std::cerr << e.what() << "\n";

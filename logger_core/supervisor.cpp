@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -70,7 +71,6 @@ Supervisor::Supervisor(uv::Loop& loop, SupervisorOptions options, LogSink log_si
       tick_timer_(loop),
       disk_timer_(loop),
       duration_timer_(loop),
-      trial_stop_timer_(loop),
       sigint_(loop),
       sigterm_(loop),
       sighup_(loop) {}
@@ -595,9 +595,23 @@ void Supervisor::stop_trial(ResultCallback done, std::optional<int64_t> stop_at_
             done(ok_result(json{{"trial", t.number}, {"stop_at_mono_ns", t.stop_at_mono_ns}, {"modules", results}}));
         };
         // The trial ends at its stop instant, not when the quickest module has answered.
-        int64_t wait_ms = (t.stop_at_mono_ns - mono_ns()) / 1'000'000 + 1;
-        if (wait_ms <= 0) return finished();
-        trial_stop_timer_.start(static_cast<uint64_t>(wait_ms), 0, finished);
+        wait_until(t.stop_at_mono_ns, finished);
+    });
+}
+
+void Supervisor::wait_until(int64_t at_mono_ns, std::function<void()> then) {
+    int64_t left_ns = at_mono_ns - mono_ns();
+    if (left_ns <= 0) return then();
+    // libuv timers count whole milliseconds on a cached clock: round up, and check again.
+    uint64_t wait_ms = static_cast<uint64_t>(left_ns / 1'000'000 + 1);
+    // Each wait owns its timer, so overlapping waits never cancel each other.
+    waits_.push_back(std::make_unique<uv::Timer>(loop_));
+    uv::Timer* timer = waits_.back().get();
+    timer->start(wait_ms, 0, [this, timer, at_mono_ns, then = std::move(then)] {
+        auto self = std::find_if(waits_.begin(), waits_.end(), [timer](const auto& w) { return w.get() == timer; });
+        std::unique_ptr<uv::Timer> owned = std::move(*self);  // keeps the running callback's timer alive
+        waits_.erase(self);
+        wait_until(at_mono_ns, then);
     });
 }
 

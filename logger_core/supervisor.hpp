@@ -117,6 +117,8 @@ private:
     void leave_session(ResultCallback done);
     void close_session_files(const json& module_results, ResultCallback done);
     std::vector<std::string> recording_modules() const;
+    // Runs then once CLOCK_MONOTONIC has reached at_mono_ns (never early).
+    void wait_until(int64_t at_mono_ns, std::function<void()> then);
 
     void handle_control(ControlServer::ClientId client, const Message& request);
     void tick();
@@ -152,7 +154,7 @@ private:
     uv::Timer tick_timer_;
     uv::Timer disk_timer_;
     uv::Timer duration_timer_;
-    uv::Timer trial_stop_timer_;
+    std::vector<std::unique_ptr<uv::Timer>> waits_;  // pending wait_until() timers
     uv::Signal sigint_;
     uv::Signal sigterm_;
     uv::Signal sighup_;

@@ -144,6 +144,9 @@ class WithoutSupervisor(unittest.TestCase):
         start = next(int(e["mono_ns"]) for e in events if e["event"] == "trial_start")
         stop = next(int(e["mono_ns"]) for e in events if e["event"] == "trial_stop")
         self.assertEqual(stop - start, 1_500_000_000)
+        # The session closes only after the trial's stop instant has passed.
+        session_stop = next(int(e["mono_ns"]) for e in events if e["event"] == "session_stop")
+        self.assertGreaterEqual(session_stop, stop)
         # The control socket is gone once the supervisor has exited.
         self.assertFalse(os.path.exists(os.path.join(self.rig.runtime, "pilogger", "control.sock")))
 

@@ -102,7 +102,14 @@ int config_check(const std::string& file) {
         for (const auto& m : config.modules) {
             std::cout << " " << m.name << (m.type != m.name ? " (" + m.type + ")" : "") << (m.enabled ? "" : " [disabled]");
         }
-        std::cout << "\n  pico: " << (config.pico ? config.to_json()["pico"].dump() : std::string("none")) << "\n";
+        std::cout << "\n  pico: ";
+        if (config.pico) {
+            json pico = config.to_json()["pico"];
+            std::cout << "device " << pico.value("device", "?") << ", LED on GPIO " << pico.value("led_pin", json()).dump();
+        } else {
+            std::cout << "none";
+        }
+        std::cout << "\n";
         return 0;
     } catch (const ConfigError& e) {
         std::cerr << e.what() << "\n";

@@ -121,7 +121,7 @@ json Supervisor::session_json() const {
                   {"realtime_ns", session_->start_realtime_ns()},
                   {"wall_time_utc", format_utc(session_->start_realtime_ns())}}},
                 {"clock_anchors", clock_anchors_},
-                {"host", host_info()},
+                {"host", host_},
                 {"software", {{"pilogger", PILOGGER_VERSION}, {"libuv", uv_version_string()}}},
                 {"config", {{"file", config_.source_file}, {"yaml", options_.config_text}, {"effective", config_.to_json()}}},
                 {"modules", modules},
@@ -139,6 +139,7 @@ void Supervisor::rewrite_session_json() {
 
 void Supervisor::start() {
     started_mono_ns_ = mono_ns();
+    host_ = host_info();  // read once, before the loop runs: session.json is rewritten often
     std::string socket = options_.socket_path.empty() ? control_socket_path() : options_.socket_path;
     lock_ = std::make_unique<InstanceLock>(socket + ".lock");
     control_ = std::make_unique<ControlServer>(

@@ -168,6 +168,7 @@ private:
     int exit_code_ = 0;
     int64_t started_mono_ns_ = 0;
     std::vector<std::string> session_dirs_;
+    json host_ = json::object();  // hostname, kernel, machine, os
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks
     std::unique_ptr<PicoLink> pico_;       // the Pico W sync link, when pico: is configured
 };

@@ -8,7 +8,7 @@ BIN=${1:-build/bin}
 SECONDS_TO_RUN=${2:-20}
 CAMERAS=${3:-2}
 CONFIG=${4:-}
-WORK=$(mktemp -d /tmp/pilogger-bench-camera-XXXXXX)
+WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 if [ -z "$CONFIG" ]; then

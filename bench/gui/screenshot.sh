@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 SIZE=${1:-1280x800}
 OUT=$(realpath -m "${2:-docs/images/gui.png}")
 BIN=$(realpath "${PILOGGER_BIN:-build/bin}")
-TMP=$(mktemp -d /tmp/pilogger-shot-XXXXXX)
+TMP=$(mktemp -d)
 trap 'XDG_RUNTIME_DIR=$TMP/run "$BIN/pilogger" shutdown >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT
 mkdir -m 700 "$TMP/run"
 # A home of its own: the data folder reads ~/pilogger-data as in the demo, and no QSettings leak in.

@@ -21,7 +21,7 @@ namespace gui_test {
 inline QString bin(const QString& name) { return QStringLiteral(PILOGGER_BIN_DIR "/") + name; }
 
 struct Rig {
-    QTemporaryDir tmp{QDir::tempPath() + QStringLiteral("/pilogger-gui-test-XXXXXX")};
+    QTemporaryDir tmp;  // under the temp folder, named after the test executable
     QString runtime;
     QString data;
     QString config;

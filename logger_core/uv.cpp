@@ -110,21 +110,15 @@ struct WriteRequest {
 };
 }  // namespace
 
-Stream::Stream(Loop& loop) {
-    check(uv_pipe_init(loop.get(), get(), 0), "uv_pipe_init");
-    mark_initialized();
-}
-
-void Stream::open_fd(int fd) { check(uv_pipe_open(get(), fd), "uv_pipe_open"); }
-
-void Stream::start_read(ReadCallback on_data, EndCallback on_end) {
+template <typename T>
+void StreamHandle<T>::start_read(ReadCallback on_data, EndCallback on_end) {
     on_data_ = std::move(on_data);
     on_end_ = std::move(on_end);
     read_buffer_.resize(kReadBufferSize);
     check(uv_read_start(
               stream(),
               [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-                  auto* self = static_cast<Stream*>(h->data);
+                  auto* self = static_cast<StreamHandle*>(h->data);
                   if (self == nullptr) {
                       *buf = uv_buf_init(nullptr, 0);
                       return;
@@ -133,7 +127,7 @@ void Stream::start_read(ReadCallback on_data, EndCallback on_end) {
                                      static_cast<unsigned>(self->read_buffer_.size()));
               },
               [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-                  auto* self = static_cast<Stream*>(s->data);
+                  auto* self = static_cast<StreamHandle*>(s->data);
                   if (self == nullptr) return;
                   if (n > 0) {
                       auto data_cb = self->on_data_;
@@ -147,12 +141,14 @@ void Stream::start_read(ReadCallback on_data, EndCallback on_end) {
           "uv_read_start");
 }
 
-void Stream::stop_read() {
-    if (is_open()) uv_read_stop(stream());
+template <typename T>
+void StreamHandle<T>::stop_read() {
+    if (this->is_open()) uv_read_stop(stream());
 }
 
-bool Stream::write(std::string data) {
-    if (!is_open() || uv_is_closing(reinterpret_cast<uv_handle_t*>(get())) != 0) return false;
+template <typename T>
+bool StreamHandle<T>::write(std::string data) {
+    if (!this->is_open() || uv_is_closing(reinterpret_cast<uv_handle_t*>(this->get())) != 0) return false;
     if (!uv_is_writable(stream())) return false;
     auto* request = new WriteRequest{};
     request->data = std::move(data);
@@ -166,30 +162,42 @@ bool Stream::write(std::string data) {
     return true;
 }
 
-size_t Stream::write_queue_bytes() const {
-    return is_open() ? uv_stream_get_write_queue_size(
-                           reinterpret_cast<const uv_stream_t*>(get()))
-                     : 0;
+template <typename T>
+size_t StreamHandle<T>::write_queue_bytes() const {
+    return this->is_open() ? uv_stream_get_write_queue_size(
+                                 reinterpret_cast<const uv_stream_t*>(this->get()))
+                           : 0;
 }
 
-void Stream::shutdown(std::function<void()> done) {
+template <typename T>
+void StreamHandle<T>::shutdown(std::function<void()> done) {
     on_shutdown_ = std::move(done);
     auto* req = new uv_shutdown_t{};
-    int rc = is_open() ? uv_shutdown(req, stream(),
-                                     [](uv_shutdown_t* r, int) {
-                                         auto* self = static_cast<Stream*>(r->handle->data);
-                                         delete r;
-                                         if (self != nullptr && self->on_shutdown_) {
-                                             auto cb = std::move(self->on_shutdown_);
-                                             cb();
-                                         }
-                                     })
-                       : UV_EBADF;
+    int rc = this->is_open() ? uv_shutdown(req, stream(),
+                                           [](uv_shutdown_t* r, int) {
+                                               auto* self = static_cast<StreamHandle*>(r->handle->data);
+                                               delete r;
+                                               if (self != nullptr && self->on_shutdown_) {
+                                                   auto cb = std::move(self->on_shutdown_);
+                                                   cb();
+                                               }
+                                           })
+                             : UV_EBADF;
     if (rc < 0) {
         delete req;
         if (auto cb = std::move(on_shutdown_)) cb();
     }
 }
+
+template class StreamHandle<uv_pipe_t>;
+template class StreamHandle<uv_tcp_t>;
+
+Stream::Stream(Loop& loop) {
+    check(uv_pipe_init(loop.get(), get(), 0), "uv_pipe_init");
+    mark_initialized();
+}
+
+void Stream::open_fd(int fd) { check(uv_pipe_open(get(), fd), "uv_pipe_open"); }
 
 void Stream::bind_and_listen(const std::string& path, std::function<void()> on_connection) {
     on_connection_ = std::move(on_connection);
@@ -212,6 +220,160 @@ void Stream::connect(const std::string& path, std::function<void(int)> on_connec
         delete r;
         if (self != nullptr) self->on_connected_(status);
     });
+}
+
+// ---- Tcp ----
+namespace {
+int to_sockaddr(const std::string& address, int port, sockaddr_storage& out) {
+    if (uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&out)) == 0) return 0;
+    return uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&out));
+}
+}  // namespace
+
+Tcp::Tcp(Loop& loop) {
+    check(uv_tcp_init(loop.get(), get()), "uv_tcp_init");
+    mark_initialized();
+}
+
+void Tcp::connect(const std::string& address, int port, std::function<void(int)> on_connected) {
+    on_connected_ = std::move(on_connected);
+    sockaddr_storage target{};
+    int rc = to_sockaddr(address, port, target);
+    auto* req = new uv_connect_t{};
+    if (rc == 0) {
+        rc = uv_tcp_connect(req, get(), reinterpret_cast<const sockaddr*>(&target),
+                            [](uv_connect_t* r, int status) {
+                                auto* self = static_cast<Tcp*>(r->handle->data);
+                                delete r;
+                                if (self != nullptr) self->on_connected_(status);
+                            });
+    }
+    if (rc < 0) {
+        delete req;
+        on_connected_(rc);
+    }
+}
+
+void Tcp::set_nodelay(bool on) {
+    if (is_open()) uv_tcp_nodelay(get(), on ? 1 : 0);
+}
+
+// ---- Udp ----
+Udp::Udp(Loop& loop) {
+    check(uv_udp_init(loop.get(), get()), "uv_udp_init");
+    mark_initialized();
+}
+
+int Udp::bind(const std::string& address, int port) {
+    sockaddr_storage local{};
+    check(to_sockaddr(address, port, local), "udp address " + address);
+    check(uv_udp_bind(get(), reinterpret_cast<const sockaddr*>(&local), 0),
+          "bind udp " + address + ":" + std::to_string(port));
+    return local_port();
+}
+
+int Udp::local_port() const {
+    sockaddr_storage local{};
+    int length = sizeof(local);
+    if (!is_open() || uv_udp_getsockname(get(), reinterpret_cast<sockaddr*>(&local), &length) != 0) return 0;
+    if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+    return ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+}
+
+void Udp::set_receive_buffer(int bytes) {
+    int value = bytes;
+    if (is_open()) uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(get()), &value);
+}
+
+void Udp::start_receive(ReceiveCallback on_datagram) {
+    on_datagram_ = std::move(on_datagram);
+    buffer_.resize(kReadBufferSize);
+    check(uv_udp_recv_start(
+              get(),
+              [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+                  auto* self = static_cast<Udp*>(h->data);
+                  if (self == nullptr) {
+                      *buf = uv_buf_init(nullptr, 0);
+                      return;
+                  }
+                  *buf = uv_buf_init(self->buffer_.data(), static_cast<unsigned>(self->buffer_.size()));
+              },
+              [](uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* from, unsigned) {
+                  auto* self = static_cast<Udp*>(h->data);
+                  if (self == nullptr || n <= 0 || from == nullptr) return;
+                  auto cb = self->on_datagram_;
+                  cb(std::string_view(buf->base, static_cast<size_t>(n)), from);
+              }),
+          "uv_udp_recv_start");
+}
+
+namespace {
+struct UdpSendRequest {
+    uv_udp_send_t req{};
+    std::string data;
+};
+}  // namespace
+
+bool Udp::send(std::string data, const sockaddr* to) {
+    if (!is_open()) return false;
+    auto* request = new UdpSendRequest{};
+    request->data = std::move(data);
+    uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
+    int rc = uv_udp_send(&request->req, get(), &buf, 1, to,
+                         [](uv_udp_send_t* req, int) { delete reinterpret_cast<UdpSendRequest*>(req); });
+    if (rc < 0) {
+        delete request;
+        return false;
+    }
+    return true;
+}
+
+// ---- name lookup ----
+std::string numeric_address(const sockaddr* address) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (address->sa_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(address), text, sizeof(text));
+    } else {
+        uv_ip4_name(reinterpret_cast<const sockaddr_in*>(address), text, sizeof(text));
+    }
+    return text;
+}
+
+namespace {
+struct ResolveRequest {
+    uv_getaddrinfo_t req{};
+    std::function<void(int, std::string)> done;
+};
+}  // namespace
+
+void resolve(Loop& loop, const std::string& host, std::function<void(int, std::string)> done) {
+    auto* request = new ResolveRequest{};
+    request->done = std::move(done);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = uv_getaddrinfo(
+        loop.get(), &request->req,
+        [](uv_getaddrinfo_t* req, int status, addrinfo* result) {
+            std::unique_ptr<ResolveRequest> self(reinterpret_cast<ResolveRequest*>(req));
+            std::string address;
+            // Prefer IPv4: the Neon and the simulator listen on IPv4.
+            for (addrinfo* a = result; status == 0 && a != nullptr; a = a->ai_next) {
+                if (a->ai_family == AF_INET) {
+                    address = numeric_address(a->ai_addr);
+                    break;
+                }
+                if (address.empty()) address = numeric_address(a->ai_addr);
+            }
+            uv_freeaddrinfo(result);
+            if (status == 0 && address.empty()) status = UV_EAI_NONAME;
+            self->done(status, address);
+        },
+        host.c_str(), nullptr, &hints);
+    if (rc < 0) {
+        std::unique_ptr<ResolveRequest> self(request);
+        self->done(rc, "");
+    }
 }
 
 // ---- Process ----

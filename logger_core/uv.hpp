@@ -142,17 +142,14 @@ private:
     Callback cb_;
 };
 
-// A stream (pipe, tty or unix socket). Reads arrive as raw chunks; writes copy their data
-// and report queue size so callers can bound what they buffer.
-class Stream : public Handle<uv_pipe_t> {
+// Reading and writing shared by every libuv stream (pipes, unix sockets, TCP). Reads arrive as raw
+// chunks; writes copy their data and report the queue size so callers can bound what they buffer.
+template <typename T>
+class StreamHandle : public Handle<T> {
 public:
     using ReadCallback = std::function<void(std::string_view chunk)>;
     using EndCallback = std::function<void(int status)>;  // UV_EOF or an error code
 
-    // ipc is always false: pilogger never passes handles over pipes.
-    explicit Stream(Loop& loop);
-
-    void open_fd(int fd);  // adopt an existing descriptor (stdin/stdout, socketpair)
     void start_read(ReadCallback on_data, EndCallback on_end);
     void stop_read();
     // Copies data. Returns false (and writes nothing) when the stream is closed.
@@ -160,7 +157,24 @@ public:
     size_t write_queue_bytes() const;
     // Calls done once every queued write has gone out (or failed).
     void shutdown(std::function<void()> done);
-    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(get()); }
+    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(this->get()); }
+
+protected:
+    StreamHandle() = default;
+
+private:
+    ReadCallback on_data_;
+    EndCallback on_end_;
+    std::function<void()> on_shutdown_;
+    std::vector<char> read_buffer_;
+};
+
+// A pipe, tty or unix socket. ipc is always false: pilogger never passes handles over pipes.
+class Stream : public StreamHandle<uv_pipe_t> {
+public:
+    explicit Stream(Loop& loop);
+
+    void open_fd(int fd);  // adopt an existing descriptor (stdin/stdout, socketpair)
 
     // For the server side of a unix socket.
     void bind_and_listen(const std::string& path, std::function<void()> on_connection);
@@ -168,13 +182,43 @@ public:
     void connect(const std::string& path, std::function<void(int status)> on_connected);
 
 private:
-    ReadCallback on_data_;
-    EndCallback on_end_;
     std::function<void()> on_connection_;
     std::function<void(int)> on_connected_;
-    std::function<void()> on_shutdown_;
-    std::vector<char> read_buffer_;
 };
+
+// A TCP connection (client side; servers in tests use Python).
+class Tcp : public StreamHandle<uv_tcp_t> {
+public:
+    explicit Tcp(Loop& loop);
+    // `address` is a numeric IPv4/IPv6 address (resolve names first with resolve()).
+    void connect(const std::string& address, int port, std::function<void(int status)> on_connected);
+    void set_nodelay(bool on);
+
+private:
+    std::function<void(int)> on_connected_;
+};
+
+// A UDP socket bound to a local address; datagrams arrive whole.
+class Udp : public Handle<uv_udp_t> {
+public:
+    using ReceiveCallback = std::function<void(std::string_view datagram, const sockaddr* from)>;
+    explicit Udp(Loop& loop);
+    // port 0 picks a free port; returns the bound port.
+    int bind(const std::string& address, int port);
+    int local_port() const;
+    void start_receive(ReceiveCallback on_datagram);
+    void set_receive_buffer(int bytes);
+    // Best effort (fire and forget); false when it could not be queued.
+    bool send(std::string data, const sockaddr* to);
+
+private:
+    ReceiveCallback on_datagram_;
+    std::vector<char> buffer_;
+};
+
+// Asynchronous name lookup (uv_getaddrinfo): done(status, numeric address) on the loop thread.
+void resolve(Loop& loop, const std::string& host, std::function<void(int status, std::string address)> done);
+std::string numeric_address(const sockaddr* address);
 
 struct ProcessOptions {
     std::string file;                 // executable path

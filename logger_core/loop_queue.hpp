@@ -1,5 +1,6 @@
 // Hands items from any thread to the event loop: a mutex-protected queue and a uv_async that the
-// loop drains completely on each wake-up (libuv coalesces sends).
+// loop drains completely on each wake-up (libuv coalesces sends). Used by the camera (capture and
+// recorder events) and the eye tracker (scene frames back from the overlay worker).
 #pragma once
 
 #include "uv.hpp"
@@ -8,7 +9,7 @@
 #include <functional>
 #include <mutex>
 
-namespace pilogger::camera {
+namespace pilogger {
 
 template <typename T>
 class LoopQueue {
@@ -44,4 +45,4 @@ private:
     uv::Async async_;
 };
 
-}  // namespace pilogger::camera
+}  // namespace pilogger

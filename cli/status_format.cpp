@@ -51,9 +51,38 @@ std::string stats_brief(const json& stats) {
 }
 }  // namespace
 
+// The Neon behind an eye-tracker module: "Neon Sim, battery 87 %, 100.0 GB free, clock +3700.12 ms, gaze 200 Hz"
+static std::string neon_summary(const json& stats) {
+    if (!stats.value("connected", false)) {
+        std::string why = stats.value("device_error", "");
+        return "; Neon not connected" + (why.empty() ? std::string() : " (" + why + ")") + ", retrying";
+    }
+    std::string out = "; " + stats.value("device_name", std::string("Neon"));
+    char buf[200];
+    json battery = stats.value("battery_percent", json());
+    if (battery.is_number()) {
+        snprintf(buf, sizeof buf, ", battery %.0f %%", battery.get<double>());
+        out += buf;
+    }
+    json storage = stats.value("free_storage_gb", json());
+    if (storage.is_number()) {
+        snprintf(buf, sizeof buf, ", %.1f GB free", storage.get<double>());
+        out += buf;
+    }
+    json offset = stats.value("clock_offset_ms", json());
+    if (offset.is_number()) {
+        snprintf(buf, sizeof buf, ", clock %+.2f ms", offset.get<double>());
+        out += buf;
+    }
+    snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", stats.value("gaze_rate_hz", 0.0), stats.value("scene_fps", 0.0));
+    return out + buf;
+}
+
 std::string module_summary(const json& m) {
     std::string out = m.value("name", "?") + " (" + m.value("type", "?") + "): " + m.value("state", "?");
-    out += stats_brief(m.value("stats", json::object()));
+    json stats = m.value("stats", json::object());
+    out += stats_brief(stats);
+    if (m.value("type", "") == "eyetracker" && stats.is_object() && stats.contains("connected")) out += neon_summary(stats);
     int restarts = m.value("restarts", 0);
     if (restarts > 0) out += ", " + std::to_string(restarts) + " restarts";
     std::string err = m.value("last_error", "");

@@ -212,16 +212,66 @@ nlohmann::json camera_settings(YamlMap& m) {
     return s;
 }
 
+// One Neon per module instance; docs/eyetracker.md explains every key. The module parses the same
+// keys with the same defaults (modules/eyetracker/eyetracker_settings.cpp).
+nlohmann::json eyetracker_settings(YamlMap& m) {
+    nlohmann::json s;
+    std::string address = m.string("address", "auto");
+    if (address.empty()) m.fail(m.node("address"), "address", "must be auto, simulator, or the Neon's host[:port]");
+    s["address"] = address;
+    s["port"] = m.integer("port", 8080, 1, 65535);
+    s["device_name"] = m.string("device_name", "");
+    s["scene"] = m.boolean("scene", true);
+    s["overlay"] = m.boolean("overlay", false);
+    s["neon_recording"] = m.boolean("neon_recording", false);
+    s["trial_events"] = m.boolean("trial_events", true);
+    s["time_echo_interval_s"] = m.integer("time_echo_interval_s", 10, 1, 3600);
+    s["time_echo_count"] = m.integer("time_echo_count", 20, 1, 1000);
+    s["preview"] = m.boolean("preview", true);
+    s["preview_width"] = m.integer("preview_width", 320, 32, 1600);
+    s["preview_fps"] = m.number("preview_fps", 5, 0.1, 30);
+    s["ffmpeg"] = expand_home(m.string("ffmpeg", "ffmpeg"));
+    s["overlay_preset"] = m.choice("overlay_preset", "ultrafast",
+                                   {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium"});
+    s["overlay_crf"] = m.integer("overlay_crf", 23, 0, 51);
+    YamlMap sim = m.map("simulator");
+    if (!sim.keys().empty()) {
+        // neon-sim's knobs (tests/tools/neon_sim.py --help); only meaningful with address: simulator.
+        nlohmann::json knobs = nlohmann::json::object();
+        if (sim.has("offset_s")) knobs["offset_s"] = sim.number("offset_s", 0, -1e6, 1e6);
+        if (sim.has("gaze_layout")) {
+            knobs["gaze_layout"] = sim.choice("gaze_layout", "89", {"9", "17", "25", "65", "89", "105"});
+        }
+        if (sim.has("gaze_hz")) knobs["gaze_hz"] = sim.number("gaze_hz", 200, 1, 1000);
+        if (sim.has("imu_hz")) knobs["imu_hz"] = sim.number("imu_hz", 110, 1, 1000);
+        if (sim.has("scene_size")) knobs["scene_size"] = sim.string("scene_size", "1600x1200");
+        if (sim.has("scene_fps")) knobs["scene_fps"] = sim.number("scene_fps", 30, 1, 60);
+        if (sim.has("loss")) knobs["loss"] = sim.number("loss", 0, 0, 0.9);
+        if (sim.has("reorder")) knobs["reorder"] = sim.number("reorder", 0, 0, 0.9);
+        if (sim.has("rtp_ts_start")) knobs["rtp_ts_start"] = sim.integer("rtp_ts_start", 0, 0, 4294967295);
+        if (sim.has("first_sr_delay_s")) knobs["first_sr_delay_s"] = sim.number("first_sr_delay_s", 0, 0, 60);
+        if (sim.has("disconnect_at_s")) knobs["disconnect_at_s"] = sim.number("disconnect_at_s", 0, 0, 86400);
+        if (sim.has("down_for_s")) knobs["down_for_s"] = sim.number("down_for_s", 5, 0, 3600);
+        if (sim.has("device_name")) knobs["device_name"] = sim.string("device_name", "Neon Sim");
+        if (sim.has("truth")) knobs["truth"] = expand_home(sim.string("truth", ""));
+        sim.finish();
+        s["simulator"] = knobs;
+    }
+    return s;
+}
+
 ModuleConfig load_module(const std::string& name, YamlMap m) {
     ModuleConfig module;
     module.name = name;
-    module.type = m.choice("type", name, {"notes", "test", "camera"});
+    module.type = m.choice("type", name, {"notes", "test", "camera", "eyetracker"});
     module.enabled = m.boolean("enabled", true);
     module.executable = expand_home(m.string("executable", ""));
     if (module.type == "notes") {
         module.settings = notes_settings(m);
     } else if (module.type == "camera") {
         module.settings = camera_settings(m);
+    } else if (module.type == "eyetracker") {
+        module.settings = eyetracker_settings(m);
     } else {
         module.settings = test_settings(m);
     }

@@ -1,0 +1,35 @@
+// Finding a Neon on the network by mDNS/DNS-SD: the Companion app announces an _http._tcp service
+// named "PI monitor:<phone name>:<hardware id>". Browsing is done by `avahi-browse` (Debian's
+// avahi-utils, talking to the system's avahi-daemon) as a child process; this parses its
+// --parsable output.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pilogger::neon {
+
+struct NeonService {
+    std::string name;        // "PI monitor:Neon Companion:abc123"
+    std::string phone_name;  // "Neon Companion"
+    std::string host;        // "neon.local"
+    std::string address;     // numeric
+    int port = 0;
+    bool ipv6 = false;
+};
+
+// argv for a one-shot browse that resolves and terminates: avahi-browse -rpt _http._tcp
+std::vector<std::string> avahi_browse_arguments();
+
+// Resolved ("=") lines of Neon services; other services and malformed lines are skipped.
+std::vector<NeonService> parse_avahi_browse(std::string_view output);
+
+// The service to use: the named phone if a name is given, else the first; IPv4 before IPv6.
+std::optional<NeonService> choose_service(const std::vector<NeonService>& found, const std::string& phone_name);
+
+// avahi's label escaping: "\032" (decimal) and "\." style.
+std::string avahi_unescape(std::string_view text);
+
+}  // namespace pilogger::neon

@@ -1,0 +1,35 @@
+// The eye tracker's settings: the same keys and defaults as the YAML loader's
+// (logger_core/config.cpp, docs/eyetracker.md).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+
+namespace pilogger::neon {
+
+struct EyetrackerSettings {
+    std::string address = "auto";     // "auto" (mDNS), "simulator", or host / host:port
+    int port = 8080;
+    std::string device_name;          // with auto: pick this phone when several answer
+    bool scene = true;
+    bool overlay = false;
+    bool neon_recording = false;
+    bool trial_events = true;
+    int time_echo_interval_s = 10;
+    int time_echo_count = 20;
+    bool preview = true;
+    int preview_width = 320;
+    double preview_fps = 5;
+    std::string ffmpeg = "ffmpeg";
+    std::string overlay_preset = "ultrafast";
+    int overlay_crf = 23;
+    // Knobs for neon-sim when address is "simulator": key -> value, passed as --key value.
+    std::map<std::string, std::string> simulator;
+
+    // Throws std::invalid_argument naming the key.
+    static EyetrackerSettings from_json(const nlohmann::json& j);
+};
+
+}  // namespace pilogger::neon

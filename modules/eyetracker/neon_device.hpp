@@ -1,0 +1,150 @@
+// The connection to one Neon: REST status, the status WebSocket, Time Echo bursts and the RTSP
+// streams (gaze, IMU, eye events and, when wanted, the scene video), with reconnection.
+//
+//   Disconnected -> (status answered) -> measure clock (Time Echo) -> open WebSocket and
+//   streams -> Connected; any stream failing, the gaze going silent, or the status call failing
+//   brings it back to Disconnected and a retry with back-off (1 s doubling to 5 s).
+//
+// The phone's clock is mapped to CLOCK_MONOTONIC with the latest Time Echo burst estimate, so
+// every sample reaches the module with both its device time and its mono_ns.
+#pragma once
+
+#include "h264_depacketizer.hpp"
+#include "neon_payloads.hpp"
+#include "net_clients.hpp"
+#include "rtsp_client.hpp"
+#include "uv.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pilogger::neon {
+
+struct NeonDeviceOptions {
+    std::string host;                 // numeric address or a name (neon.local)
+    int port = 8080;
+    bool scene = true;                // open the world stream
+    int time_echo_count = 20;         // round trips per burst
+    int time_echo_interval_s = 10;    // bursts repeat during the session
+    int status_interval_s = 5;        // REST status poll (also a liveness check)
+    int silence_timeout_ms = 3000;    // no gaze for this long while connected: disconnected
+    int request_timeout_ms = 3000;
+};
+
+// What `pilogger status` and the GUI show of the device.
+struct NeonDeviceInfo {
+    std::string device_name;
+    std::string device_id;
+    std::string ip;
+    double battery_percent = -1;
+    std::string battery_state;
+    double free_storage_gb = -1;
+    std::string hardware_version;
+    std::string glasses_serial;
+    std::string recording_id;         // the Neon's own recording, "" when none
+    bool recording = false;
+    nlohmann::json to_json() const;
+};
+
+class NeonDevice {
+public:
+    struct Callbacks {
+        std::function<void(bool connected, const std::string& why)> connection;
+        std::function<void()> info_changed;
+        std::function<void(const GazeSample& sample, int64_t device_ns, int64_t mono_ns)> gaze;
+        std::function<void(const ImuSample& sample, int64_t device_ns, int64_t mono_ns)> imu;
+        std::function<void(const EyeEvent& event, int64_t device_ns, int64_t mono_ns)> eye_event;
+        // Whole access units of the scene video; device time of the frame from its RTP timestamp.
+        std::function<void(AccessUnit&& unit, int64_t device_ns, int64_t mono_ns)> scene;
+        // Every Time Echo burst, after the estimate was updated.
+        std::function<void(const std::vector<TimeEchoSample>& samples, std::optional<int64_t> estimate)> time_echo;
+    };
+
+    NeonDevice(uv::Loop& loop, NeonDeviceOptions options, Callbacks callbacks);
+    ~NeonDevice();
+    NeonDevice(const NeonDevice&) = delete;
+    NeonDevice& operator=(const NeonDevice&) = delete;
+
+    void start();
+    bool connected() const { return connected_; }
+    const NeonDeviceInfo& info() const { return info_; }
+    // The phone's unix ns minus CLOCK_MONOTONIC ns; nullopt before the first Time Echo burst.
+    std::optional<int64_t> device_minus_mono_ns() const { return device_minus_mono_ns_; }
+    std::optional<int64_t> to_mono_ns(int64_t device_ns) const;
+    std::optional<int64_t> to_device_ns(int64_t mono_ns) const;
+    // SPS/PPS of the scene track in Annex B (from the SDP); "" before the world stream is described.
+    const std::string& scene_parameter_sets() const { return scene_parameter_sets_; }
+    uint32_t scene_clock_rate() const { return scene_clock_rate_; }
+
+    // A Time Echo burst now (trial start/stop); ignored while one runs or when disconnected.
+    void measure_clock();
+    // REST calls; done(ok, result or error text).
+    using RestDone = std::function<void(bool ok, const nlohmann::json& result, const std::string& error)>;
+    void send_event(const std::string& name, std::optional<int64_t> device_unix_ns, RestDone done);
+    void start_recording(RestDone done);
+    void stop_and_save_recording(RestDone done);
+
+    nlohmann::json stats() const;
+
+private:
+    void connect();
+    void disconnect(const std::string& why);
+    void schedule_retry();
+    void on_status(const nlohmann::json& result);
+    void open_streams();
+    void on_packet(const std::string& sensor, const RtpPacket& packet, std::optional<int64_t> device_ns, bool gap);
+    void on_scene_unit(AccessUnit&& unit);
+    void rest(const std::string& method, const std::string& path, const std::string& body, RestDone done);
+    void run_time_echo(std::function<void(bool ok)> then);
+    void check_liveness();
+
+    uv::Loop& loop_;
+    NeonDeviceOptions options_;
+    Callbacks callbacks_;
+    std::string address_;             // numeric, once resolved
+    bool connected_ = false;
+    bool connecting_ = false;
+    uint64_t generation_ = 0;         // bumps on every disconnect; stale callbacks check it
+    NeonDeviceInfo info_;
+    int time_echo_port_ = 0;
+    struct SensorEndpoint {
+        std::string sensor, ip, params;
+        int port = 0;
+    };
+    std::vector<SensorEndpoint> sensors_;
+    std::unique_ptr<HttpClient> http_;
+    std::unique_ptr<WebSocketClient> websocket_;
+    std::unique_ptr<TimeEchoClient> time_echo_;
+    std::vector<std::unique_ptr<RtspStream>> streams_;
+    std::unique_ptr<H264Depacketizer> depacketizer_;
+    std::string scene_parameter_sets_;
+    uint32_t scene_clock_rate_ = 90000;
+    uint32_t scene_reference_ts_ = 0;
+    std::optional<int64_t> scene_reference_device_ns_;
+    std::unique_ptr<uv::Timer> retry_timer_;
+    std::unique_ptr<uv::Timer> status_timer_;
+    std::unique_ptr<uv::Timer> echo_timer_;
+    std::unique_ptr<uv::Timer> liveness_timer_;
+    int retry_delay_ms_ = 1000;
+    std::optional<int64_t> device_minus_mono_ns_;
+    int64_t last_gaze_mono_ns_ = 0;
+    int64_t connected_since_mono_ns_ = 0;
+    std::string last_error_;
+    // Rates over the last second for status.
+    uint64_t gaze_count_ = 0, imu_count_ = 0, scene_count_ = 0, event_count_ = 0;
+    uint64_t gaze_window_start_ = 0;
+    int64_t rate_window_mono_ns_ = 0;
+    double gaze_rate_hz_ = 0, imu_rate_hz_ = 0, scene_rate_hz_ = 0;
+    uint64_t bad_payloads_ = 0;
+    uint64_t untimed_samples_ = 0;
+    uint64_t disconnects_ = 0;
+    uint64_t lost_packets_total_ = 0;   // of streams already closed
+};
+
+}  // namespace pilogger::neon

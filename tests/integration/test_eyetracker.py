@@ -1,0 +1,290 @@
+"""The eye-tracker module end to end against neon-sim (the simulated Neon on loopback): the real
+supervisor, the real C++ client (REST, WebSocket, Time Echo, RTSP with RTP/RTCP over UDP) and the
+real ffmpeg subprocess. Device time is checked against the simulator's truth log."""
+import bisect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from harness import BIN, Rig, read_csv, wait_for
+
+SIM = os.path.join(BIN, "neon-sim")
+OFFSET_S = 3.7
+
+
+def ps_children(pid):
+    r = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(pid)], capture_output=True, text=True)
+    out = []
+    for line in r.stdout.splitlines():
+        child, name = line.split(None, 1)
+        out.append((int(child), name.strip()))
+    return out
+
+
+def whole_rows(path):
+    """The CSV rows; a last row torn by kill -9 (fewer fields than the header) is left out."""
+    rows = read_csv(path)
+    return [r for r in rows if None not in r.values() and None not in r]
+
+
+def ffprobe_frames(path):
+    """(pts_us of every packet, frames ffprobe decodes)."""
+    r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                        "stream=time_base:packet=pts", "-of", "json", path],
+                       capture_output=True, text=True, timeout=60)
+    info = json.loads(r.stdout or "{}")
+    num, den = map(int, info["streams"][0]["time_base"].split("/"))
+    pts = [round(int(p["pts"]) * num * 1_000_000 / den) for p in info.get("packets", [])]
+    c = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                        "stream=nb_read_frames", "-of", "csv=p=0", path], capture_output=True, text=True, timeout=120)
+    return pts, int(c.stdout.strip().split(",")[0] or 0)
+
+
+class Sim:
+    """neon-sim on free ports, with its truth log."""
+
+    def __init__(self, tmp, *args):
+        self.port_file = os.path.join(tmp, "sim-ports.json")
+        self.truth_path = os.path.join(tmp, "truth.ndjson")
+        self.log = open(os.path.join(tmp, "sim.log"), "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, SIM, "--http-port", "0", "--rtsp-port", "0", "--time-echo-port", "0",
+             "--port-file", self.port_file, "--truth", self.truth_path, "--offset-s", str(OFFSET_S),
+             "--scene-size", "800x600", *args], stderr=self.log)
+        wait_for(lambda: os.path.exists(self.port_file), 20, what="neon-sim's ports")
+        with open(self.port_file) as f:
+            self.ports = json.load(f)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+    def truth(self, kind=None):
+        out = []
+        with open(self.truth_path) as f:
+            for line in f:
+                try:
+                    o = json.loads(line)
+                except ValueError:
+                    continue
+                if kind is None or o.get("kind") == kind:
+                    out.append(o)
+        return out
+
+
+class EyetrackerCase(unittest.TestCase):
+    sim_args = ()
+    module_settings = {}
+
+    def setUp(self):
+        self.rig = Rig()
+        self.addCleanup(self.rig.cleanup)
+        self.sim = Sim(self.rig.tmp, *self.sim_args)
+        self.addCleanup(self.sim.stop)
+        settings = {"type": "eyetracker", "address": f"127.0.0.1:{self.sim.ports['http']}", "preview": "false"}
+        settings.update(self.module_settings)
+        from harness import yaml_config
+        with open(self.rig.config, "w") as f:
+            f.write(yaml_config(self.rig.data, {"notes": {}, "eyetracker": settings},
+                                {"restart_backoff_initial_ms": 200, "heartbeat_timeout_ms": 3000}))
+
+    def folder(self):
+        return os.path.join(self.rig.session_dir(), "eyetracker")
+
+    def trial_window(self):
+        events = self.rig.events()
+        start = next(int(e["mono_ns"]) for e in events if e["event"] == "trial_start")
+        stop = next((int(e["mono_ns"]) for e in events if e["event"] == "trial_stop"), None)
+        return start, stop
+
+    def check_mapping(self, rows, kind="gaze", limit_ms=2.0):
+        """Each row's mono_ns against the simulator's truth for the sample of that device time."""
+        truth = sorted((o["device_ns"], o["mono_ns"]) for o in self.sim.truth(kind))
+        keys = [t[0] for t in truth]
+        errors = []
+        for r in rows:
+            d = int(r["device_time_ns"])
+            i = bisect.bisect_left(keys, d)
+            j = min((k for k in (i - 1, i) if 0 <= k < len(keys)), key=lambda k: abs(keys[k] - d))
+            self.assertLess(abs(keys[j] - d), 100_000, "a row whose device time matches no simulated sample")
+            errors.append(abs(int(r["mono_ns"]) - truth[j][1]) / 1e6)
+        errors.sort()
+        self.assertLess(errors[-1], limit_ms, f"{kind}: p50 {errors[len(errors) // 2]:.3f} ms max {errors[-1]:.3f} ms")
+        return errors
+
+
+class TwentySeconds(EyetrackerCase):
+    sim_args = ("--loss", "0.005", "--seed", "7")
+
+    def test_full_rate_csvs_scene_video_and_trial_events(self):
+        rig = self.rig
+        r = rig.cli("run", "--config", rig.config, "--record", "--duration", "20", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        start, stop = self.trial_window()
+        folder = self.folder()
+
+        gaze = whole_rows(os.path.join(folder, "trial_001_gaze.csv"))
+        sent = [o for o in self.sim.truth("gaze") if o["sent"] and start <= o["mono_ns"] < stop]
+        generated = [o for o in self.sim.truth("gaze") if start <= o["mono_ns"] < stop]
+        # 200 Hz for 20 s, minus what the simulator dropped on purpose (0.5 %).
+        self.assertAlmostEqual(len(generated), 4000, delta=40)
+        self.assertAlmostEqual(len(gaze), len(sent), delta=len(sent) * 0.01)
+        mono = [int(x["mono_ns"]) for x in gaze]
+        self.assertTrue(all(b > a for a, b in zip(mono, mono[1:])), "gaze rows in time order")
+        self.assertGreaterEqual(mono[0], start)
+        self.assertLess(mono[-1], stop)
+        self.assertTrue(all(x["worn"] in ("0", "1") for x in gaze))
+        self.assertTrue(all(x["eyelid_aperture_left_mm"] != "" for x in gaze[:10]), "the 89-byte layout's fields")
+        self.assertEqual(gaze[0]["left_x_px"], "", "the 89-byte layout has no monocular points")
+        errors = self.check_mapping(gaze)
+        print(f"\ngaze: {len(gaze)} rows of {len(sent)} sent ({len(generated)} generated); "
+              f"mono_ns vs truth p50 {errors[len(errors) // 2]:.3f} ms, max {errors[-1]:.3f} ms", file=sys.stderr)
+
+        imu = whole_rows(os.path.join(folder, "trial_001_imu.csv"))
+        self.assertGreater(len(imu), 110 * 20 * 0.95)
+        self.check_mapping(imu, "imu")
+        events = whole_rows(os.path.join(folder, "trial_001_events.csv"))
+        types = {e["type"] for e in events}
+        self.assertTrue({"fixation", "saccade"} <= types, types)
+        echo = whole_rows(os.path.join(folder, "trial_001_time_echo.csv"))
+        self.assertGreaterEqual(len(echo), 20)
+
+        frames = whole_rows(os.path.join(folder, "trial_001_scene_frames.csv"))
+        pts, decoded = ffprobe_frames(os.path.join(folder, "trial_001_scene.mp4"))
+        self.assertEqual(decoded, len(frames))
+        self.assertEqual(pts, [int(x["pts_us"]) for x in frames])
+        self.assertEqual([int(x["frame_index"]) for x in frames], list(range(len(frames))))
+        # 30 fps for 20 s; a frame with a lost packet (0.5 % of them here) is dropped, and so is
+        # everything after it until the next keyframe: the file never holds a broken frame.
+        self.assertGreater(len(frames), 20 * 30 * 0.2)
+        print(f"scene: {len(frames)} frames in the MP4 and its CSV", file=sys.stderr)
+        self.check_mapping(frames, "frame")
+
+        # The Neon received the trial's start and stop at their instants on its own clock.
+        api = {o["name"]: o for o in self.sim.truth("api_event")}
+        self.assertIn("trial_001.start", api)
+        self.assertIn("trial_001.stop", api)
+        shift = self.sim.truth("gaze")[0]["device_ns"] - self.sim.truth("gaze")[0]["mono_ns"]
+        self.assertLess(abs(api["trial_001.start"]["timestamp"] - (start + shift)), 2_000_000)
+        self.assertLess(abs(api["trial_001.stop"]["timestamp"] - (stop + shift)), 2_000_000)
+
+
+class HostileNetwork(EyetrackerCase):
+    """RTP timestamps wrapping 3 s into the stream, 5 % of packets reordered, the first sender
+    report 2 s late, and the dual-monocular 17-byte gaze layout."""
+    sim_args = ("--rtp-ts-start", str(2**32 - 3 * 90000), "--reorder", "0.05", "--first-sr-delay-s", "2",
+                "--gaze-layout", "17", "--seed", "3")
+
+    def test_rows_stay_ordered_and_timed(self):
+        rig = self.rig
+        r = rig.cli("run", "--config", rig.config, "--record", "--duration", "10", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        gaze = whole_rows(os.path.join(self.folder(), "trial_001_gaze.csv"))
+        mono = [int(x["mono_ns"]) for x in gaze]
+        self.assertTrue(all(b > a for a, b in zip(mono, mono[1:])), "the reorder buffer put rows back in order")
+        # Samples before the stream's first sender report cannot be timed; every one after it is here.
+        start, stop = self.trial_window()
+        first_sr = min(o["mono_ns"] for o in self.sim.truth("sr") if o.get("camera") == "gaze" and o["sent"])
+        timeable = [o for o in self.sim.truth("gaze") if o["sent"] and max(start, first_sr) <= o["mono_ns"] < stop]
+        self.assertAlmostEqual(len(gaze), len(timeable), delta=len(timeable) * 0.01)
+        self.assertGreater(len(gaze), 200 * 7)
+        self.assertEqual(gaze[0]["x_px"], "", "17 bytes: no binocular point")
+        self.assertNotEqual(gaze[0]["left_x_px"], "")
+        self.check_mapping(gaze)
+        stats = json.loads(open(os.path.join(rig.session_dir(), "session.json")).read())
+        self.assertIn("eyetracker", json.dumps(stats))
+
+
+class Disconnect(EyetrackerCase):
+    sim_args = ("--down-for-s", "3")
+
+    def test_session_survives_and_the_trial_continues_in_a_part_file(self):
+        rig = self.rig
+        rig.start("--record")
+        rig.wait_module("eyetracker", "recording", timeout=20)
+        folder = self.folder()
+        wait_for(lambda: len(whole_rows(os.path.join(folder, "trial_001_gaze.csv"))) > 400, 20, what="gaze rows")
+        self.sim.proc.send_signal(signal.SIGUSR1)
+        part2 = os.path.join(folder, "trial_001_p2_gaze.csv")
+        wait_for(lambda: os.path.exists(part2) and len(whole_rows(part2)) > 200, 30, what="gaze in the part file")
+        status = rig.status()
+        self.assertIsNotNone(status["trial"], "the trial goes on")
+        self.assertIn("disconnects", rig.module("eyetracker")["stats"])
+        rig.cli("note", "after the reconnect")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        warnings = [e for e in rig.events() if e["event"] == "module_warning" and "disconnected" in e["detail"]]
+        self.assertTrue(warnings, "the disconnect is in events.csv")
+        down = next(o["mono_ns"] for o in self.sim.truth("disconnect"))
+        p1 = whole_rows(os.path.join(folder, "trial_001_gaze.csv"))
+        p2 = whole_rows(part2)
+        self.assertLess(int(p1[-1]["mono_ns"]), down)
+        self.assertGreater(int(p2[0]["mono_ns"]), down + 2_500_000_000)
+        self.check_mapping(p1 + p2)
+        for name in ("imu", "events", "time_echo", "scene_frames"):
+            self.assertTrue(os.path.exists(os.path.join(folder, f"trial_001_p2_{name}.csv")), name)
+        pts, decoded = ffprobe_frames(os.path.join(folder, "trial_001_p2_scene.mp4"))
+        self.assertEqual(decoded, len(whole_rows(os.path.join(folder, "trial_001_p2_scene_frames.csv"))))
+        self.assertEqual(rig.notes()[-1]["text"], "after the reconnect")
+
+
+class Kills(EyetrackerCase):
+    def test_kill_ffmpeg_then_the_module_leaves_readable_files(self):
+        rig = self.rig
+        rig.start("--record")
+        module = rig.wait_module("eyetracker", "recording", timeout=20)
+        folder = self.folder()
+        wait_for(lambda: len(whole_rows(os.path.join(folder, "trial_001_scene_frames.csv"))) > 120, 30,
+                 what="4 s of scene frames")
+        ffmpeg = [pid for pid, name in ps_children(module["pid"]) if name == "ffmpeg"]
+        self.assertEqual(len(ffmpeg), 1, ps_children(module["pid"]))
+        killed_at = time.monotonic_ns()
+        os.kill(ffmpeg[0], signal.SIGKILL)
+        time.sleep(2)
+        pts, decoded = ffprobe_frames(os.path.join(folder, "trial_001_scene.mp4"))
+        # Fragments are a second long: at most the last one is lost.
+        frames_before = [x for x in whole_rows(os.path.join(folder, "trial_001_scene_frames.csv"))
+                         if int(x["mono_ns"]) < killed_at - 1_100_000_000]
+        self.assertGreaterEqual(decoded, len(frames_before))
+        self.assertEqual(rig.module("eyetracker")["state"], "recording", "gaze goes on without the video")
+
+        time.sleep(2)
+        killed_at = time.monotonic_ns()
+        os.kill(module["pid"], signal.SIGKILL)
+        rig.wait_module("eyetracker", "recording", timeout=30, other_than_pid=module["pid"])
+        gaze = whole_rows(os.path.join(folder, "trial_001_gaze.csv"))
+        self.assertGreater(int(gaze[-1]["mono_ns"]), killed_at - 1_500_000_000, "data up to the last second")
+        for name in ("imu", "events", "time_echo"):
+            whole_rows(os.path.join(folder, f"trial_001_{name}.csv"))
+        wait_for(lambda: len(whole_rows(os.path.join(folder, "trial_001_p2_gaze.csv"))) > 100
+                 if os.path.exists(os.path.join(folder, "trial_001_p2_gaze.csv")) else False, 30,
+                 what="the restarted module's part file")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+
+
+class MissingDevice(unittest.TestCase):
+    def test_no_neon_the_session_runs_and_status_says_so(self):
+        from harness import yaml_config
+        rig = Rig()
+        self.addCleanup(rig.cleanup)
+        with open(rig.config, "w") as f:
+            f.write(yaml_config(rig.data, {"notes": {}, "eyetracker": {"type": "eyetracker", "address": "127.0.0.1:9"}}))
+        rig.start("--record")
+        rig.wait_module("eyetracker", "recording", timeout=20)
+        rig.cli("note", "no eye tracker today")
+        wait_for(lambda: "Neon not connected" in rig.cli("status").stdout, 10, what="the status line")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        self.assertEqual(rig.notes()[-1]["text"], "no eye tracker today")
+        self.assertTrue(any("not connected" in e["detail"] for e in rig.events() if e["event"] == "module_warning"))
+
+
+if __name__ == "__main__":
+    unittest.main()

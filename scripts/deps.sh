@@ -12,6 +12,8 @@ PACKAGES=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   # cameras
   libcamera-dev
+  # the eye tracker: finding the Neon by mDNS (avahi-browse; the daemon runs on every Pi)
+  avahi-utils dbus
   # GUI and its tests
   qt6-base-dev xvfb xauth
 )

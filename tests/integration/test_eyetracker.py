@@ -269,6 +269,47 @@ class Kills(EyetrackerCase):
         self.assertEqual(code, 0, err)
 
 
+def mdns_available():
+    try:
+        r = subprocess.run(["avahi-browse", "--terminate", "--parsable", "_http._tcp"], capture_output=True,
+                           timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+@unittest.skipUnless(mdns_available(), "needs avahi-browse and a running avahi-daemon (scripts/mdns-up.sh)")
+class Discovery(unittest.TestCase):
+    """address: auto finds the Neon by its mDNS announcement, as the Companion app makes it."""
+
+    def test_auto_finds_the_announced_neon_by_name(self):
+        from harness import yaml_config
+        rig = Rig()
+        self.addCleanup(rig.cleanup)
+        # Listen on every interface: mDNS answers with the host's LAN address, as for a phone.
+        sim = Sim(rig.tmp, "--host", "0.0.0.0", "--device-name", "Lab Phone")
+        self.addCleanup(sim.stop)
+        name = f"PI monitor:Lab Phone:{os.getpid()}"
+        publisher = subprocess.Popen(["avahi-publish", "-s", name, "_http._tcp", str(sim.ports["http"])],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (publisher.kill(), publisher.wait()))
+        decoy = subprocess.Popen(["avahi-publish", "-s", f"PI monitor:Other Phone:{os.getpid()}", "_http._tcp", "9"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (decoy.kill(), decoy.wait()))
+        with open(rig.config, "w") as f:
+            f.write(yaml_config(rig.data, {"notes": {}, "eyetracker": {
+                "type": "eyetracker", "address": "auto", "device_name": "'Lab Phone'", "scene": "false",
+                "preview": "false"}}))
+        rig.start()
+        stats = wait_for(lambda: rig.module("eyetracker")["stats"].get("connected") and rig.module("eyetracker")["stats"],
+                         30, what="the Neon found by mDNS")
+        self.assertEqual(stats["device_name"], "Lab Phone")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        log = open(os.path.join(rig.session_dir(), "logs", "eyetracker.log")).read()
+        self.assertIn("found PI monitor:Lab Phone", log)
+
+
 class MissingDevice(unittest.TestCase):
     def test_no_neon_the_session_runs_and_status_says_so(self):
         from harness import yaml_config

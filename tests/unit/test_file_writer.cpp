@@ -54,6 +54,31 @@ TEST_CASE("rows reach the file within the flush interval, without close") {
     close_writer(loop, writer);
 }
 
+TEST_CASE("a file written all the time is fdatasync'd at least once a second") {
+    test::TempDir dir;
+    uv::Loop loop;
+    AsyncFileWriter writer(loop, dir.file("stream.csv"), {"n"});  // the defaults: 200 ms flush, 1 s sync
+    uv::Timer producer(loop);
+    int64_t n = 0;
+    std::vector<int64_t> sync_times;
+    uint64_t syncs_seen = 0;
+    producer.start(5, 5, [&] {
+        writer.write_row(CsvRow().add(n++));
+        if (writer.stats().syncs != syncs_seen) {
+            syncs_seen = writer.stats().syncs;
+            sync_times.push_back(writer.stats().last_sync_mono_ns);
+        }
+    });
+    test::run_until(loop, [&] { return sync_times.size() >= 5; }, 7000);
+    producer.stop();
+    REQUIRE(sync_times.size() >= 5);
+    for (size_t i = 1; i < sync_times.size(); ++i) {
+        // fdatasync itself takes a few ms; the gap between them is the promise.
+        CHECK((sync_times[i] - sync_times[i - 1]) / 1'000'000 <= 1050);
+    }
+    close_writer(loop, writer);
+}
+
 TEST_CASE("a full queue drops and counts rows instead of growing") {
     test::TempDir dir;
     uv::Loop loop;

@@ -413,8 +413,10 @@ void EyetrackerModule::close_files(std::unique_ptr<TrialFiles> files, std::funct
     };
     if (shared->scene) {
         SceneWriter* scene = shared->scene.get();
-        scene->stop([this, shared, close_writers](bool ok, const std::string& message) {
-            scene_dropped_closed_ += shared->scene->frames_dropped();
+        uint64_t dropped_before_stop = scene->frames_dropped();
+        scene_dropped_closed_ += dropped_before_stop;
+        scene->stop([this, shared, close_writers, dropped_before_stop](bool ok, const std::string& message) {
+            scene_dropped_closed_ += shared->scene->frames_dropped() - dropped_before_stop;
             if (!ok) runtime_.log("warning", "scene video " + shared->scene->output_path() + ": " + message);
             close_writers();
         });
@@ -572,6 +574,8 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
         options.rtp_clock_rate = device_->scene_clock_rate();
         options.parameter_sets_annexb = device_->scene_parameter_sets();
         options.overlay = settings_.overlay;
+        // Raw 1600x1200 frames are 2.9 MB: room for ~2 s while ffmpeg and x264 start up.
+        if (options.overlay) options.max_pipe_bytes = 192u << 20;
         options.overlay_preset = settings_.overlay_preset;
         options.overlay_crf = settings_.overlay_crf;
         SceneWriter::Callbacks callbacks;
@@ -585,7 +589,11 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
                 ++rows_dropped_;
             }
         };
-        callbacks.log = [this](const std::string& level, const std::string& line) { runtime_.log(level, "ffmpeg: " + line); };
+        // ffmpeg's own warnings are chatter (probing, rate guesses) for the log file; its failures
+        // arrive through `failed`.
+        callbacks.log = [this](const std::string& level, const std::string& line) {
+            runtime_.log(level == "error" ? "warning" : "info", "ffmpeg: " + line);
+        };
         callbacks.failed = [this, target](const std::string& why) {
             target->scene_failed = true;
             runtime_.log("error", "scene video " + target->stem + "_scene.mp4: " + why);

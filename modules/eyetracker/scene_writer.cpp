@@ -641,7 +641,10 @@ struct SceneWriter::Impl {
                 "-c:v", "libx264", "-preset", options.overlay_preset, "-crf", std::to_string(options.overlay_crf),
                 "-g", std::to_string(kOverlayGopFrames), "-bf", "0", "-pix_fmt", "yuv420p",
                 // Every frame with its own pts, in the RTP clock: no frame rate conversion.
-                "-fps_mode", "passthrough", "-enc_time_base:v", "-1"};
+                "-fps_mode", "passthrough", "-enc_time_base:v", "-1",
+                // x264 would take the 90 kHz time base for the frame rate (level 6.2 in the SPS,
+                // which hardware decoders refuse); the Neon's scene runs at 30 Hz.
+                "-x264-params", "fps=30"};
             args.insert(args.end(), encode.begin(), encode.end());
         } else {
             args.insert(args.end(), {"-c:v", "copy"});

@@ -592,11 +592,11 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
         // ffmpeg's own warnings are chatter (probing, rate guesses) for the log file; its failures
         // arrive through `failed`.
         callbacks.log = [this](const std::string& level, const std::string& line) {
-            runtime_.log(level == "error" ? "warning" : "info", "ffmpeg: " + line);
+            runtime_.log(level == "error" ? "warning" : "info", line);
         };
         callbacks.failed = [this, target](const std::string& why) {
             target->scene_failed = true;
-            runtime_.log("error", "scene video " + target->stem + "_scene.mp4: " + why);
+            runtime_.log("error", why);
         };
         try {
             files.scene = std::make_unique<SceneWriter>(runtime_.loop(), options, std::move(callbacks));
@@ -679,7 +679,8 @@ json EyetrackerModule::stats() {
     }
     out["scene_frames_dropped"] = scene_dropped;
     out["drops"] = rows_dropped_ + scene_dropped;
-    out["preview_shm"] = preview_ ? preview_name_ : "";
+    // The name may carry a pid suffix when another live process held the usual one.
+    out["preview_shm"] = preview_ ? preview_->name() : "";
     if (!last_error_.empty()) out["last_error"] = last_error_;
     return out;
 }

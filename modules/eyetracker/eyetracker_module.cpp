@@ -299,7 +299,6 @@ void EyetrackerModule::open_part(int first_part, std::function<void(const std::s
                 files->frames = std::make_unique<AsyncFileWriter>(loop, files->stem + "_scene_frames.csv", kFrameColumns, FileWriterOptions{}, on_error);
             }
             trial_->files = std::move(files);
-            trial_->opened_once = true;
             runtime_.log("info", "recording into " + trial_->files->stem + "_*");
             // A fresh clock measurement into every part's time-echo file.
             device_->measure_clock();
@@ -333,18 +332,27 @@ void EyetrackerModule::start_recording(const RecordingInfo& recording, Reply rep
             return;
         }
         if (!trial_) return;
-        post_trial_event("start", trial_->info.start_at_mono_ns);
-        if (settings_.neon_recording && trial_->part == 1) {
-            device_->start_recording([this](bool ok, const json& result, const std::string& why) {
-                if (!ok) {
-                    runtime_.log("warning", "the Neon did not start its own recording: " + why);
-                } else {
-                    runtime_.log("info", "Neon recording " + result.value("id", std::string("?")) + " started");
-                }
-            });
-        }
+        announce_trial_start();
         shared->ok(json{{"files", trial_->files->stem + "_*"}});
     });
+}
+
+// The Neon hears of a trial once, when its first files open: at the start, or when the device
+// connects after a trial began without it.
+void EyetrackerModule::announce_trial_start() {
+    if (!trial_ || trial_->announced) return;
+    trial_->announced = true;
+    post_trial_event("start", trial_->info.start_at_mono_ns);
+    // A module restarted mid-trial (part > 1) finds the Neon's recording already running.
+    if (settings_.neon_recording && trial_->info.part == 1) {
+        device_->start_recording([this](bool ok, const json& result, const std::string& why) {
+            if (!ok) {
+                runtime_.log("warning", "the Neon did not start its own recording: " + why);
+            } else {
+                runtime_.log("info", "Neon recording " + result.value("id", std::string("?")) + " started");
+            }
+        });
+    }
 }
 
 void EyetrackerModule::post_trial_event(const std::string& what, int64_t mono) {
@@ -432,13 +440,12 @@ void EyetrackerModule::on_connection(bool connected, const std::string& why) {
                                  (info.ip.empty() ? "" : " (" + info.ip + ")"));
         runtime_.emit("device", json{{"connected", true}, {"device_name", info.device_name}});
         if (trial_ && !trial_->files && !trial_->stopping && !trial_->opening) {
-            bool first_files = !trial_->opened_once;
-            open_part(trial_->part, [this, first_files](const std::string& error) {
+            open_part(trial_->part, [this](const std::string& error) {
                 if (!error.empty()) {
                     file_error(error);
                     return;
                 }
-                if (first_files && trial_) post_trial_event("start", trial_->info.start_at_mono_ns);
+                announce_trial_start();
             });
         }
         return;

@@ -49,7 +49,7 @@ private:
         int64_t stop_at_mono_ns = INT64_MAX;
         bool stopping = false;
         bool opening = false;
-        bool opened_once = false;
+        bool announced = false;       // trial start sent to the Neon
         std::unique_ptr<TrialFiles> files;
         Reply stop_reply;
         std::unique_ptr<uv::Timer> stop_timer;
@@ -68,6 +68,7 @@ private:
     void on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mono);
     void on_time_echo(const std::vector<TimeEchoSample>& samples, std::optional<int64_t> estimate);
     void finish_stop();
+    void announce_trial_start();
     void post_trial_event(const std::string& what, int64_t mono);
     void file_error(const std::string& message);
     // Runs `then` once no trial is open and no files are closing.

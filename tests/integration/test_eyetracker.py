@@ -63,9 +63,13 @@ class Sim:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
 
     def truth(self, kind=None):
+        """The truth log, read once the simulator has exited: it flushes the log only twice a
+        second while it runs, so the last samples would be missing."""
+        self.stop()
         out = []
         with open(self.truth_path) as f:
             for line in f:
@@ -121,6 +125,7 @@ class EyetrackerCase(unittest.TestCase):
 
 class TwentySeconds(EyetrackerCase):
     sim_args = ("--loss", "0.005", "--seed", "7")
+    module_settings = {"neon_recording": "true"}
 
     def test_full_rate_csvs_scene_video_and_trial_events(self):
         rig = self.rig
@@ -173,13 +178,17 @@ class TwentySeconds(EyetrackerCase):
         shift = self.sim.truth("gaze")[0]["device_ns"] - self.sim.truth("gaze")[0]["mono_ns"]
         self.assertLess(abs(api["trial_001.start"]["timestamp"] - (start + shift)), 2_000_000)
         self.assertLess(abs(api["trial_001.stop"]["timestamp"] - (stop + shift)), 2_000_000)
+        # neon_recording: the Neon's own recording ran for the trial and was saved.
+        actions = [o["action"] for o in self.sim.truth("recording")]
+        self.assertEqual(actions, ["start", "stop_and_save"])
 
 
 class HostileNetwork(EyetrackerCase):
     """RTP timestamps wrapping 3 s into the stream, 5 % of packets reordered, the first sender
-    report 2 s late, and the dual-monocular 17-byte gaze layout."""
+    report 2 s late, the dual-monocular 17-byte gaze layout, and an RTSP session that times out
+    after 4 s without a keep-alive."""
     sim_args = ("--rtp-ts-start", str(2**32 - 3 * 90000), "--reorder", "0.05", "--first-sr-delay-s", "2",
-                "--gaze-layout", "17", "--seed", "3")
+                "--gaze-layout", "17", "--seed", "3", "--session-timeout-s", "4")
 
     def test_rows_stay_ordered_and_timed(self):
         rig = self.rig

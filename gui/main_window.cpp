@@ -9,6 +9,7 @@
 #include "module_table.hpp"
 #include "notes_file.hpp"
 #include "notes_panel.hpp"
+#include "off_thread.hpp"
 #include "paths.hpp"
 #include "pico_panel.hpp"
 #include "preview_panel.hpp"
@@ -17,8 +18,10 @@
 #include "state_model.hpp"
 #include "supervisor_client.hpp"
 #include "supervisor_launcher.hpp"
+#include "x11_frame_gate.hpp"
 
 #include <QAction>
+#include <QCoreApplication>
 #include <QCloseEvent>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -100,14 +103,34 @@ MainWindow::MainWindow(GuiOptions options, QWidget* parent) : QMainWindow(parent
     buildMenus();
     wireModel();
 
+    // Named, so the event-loop watch can say which one ran.
+    status_timer_.setObjectName(QStringLiteral("statusTimer"));
+    clock_timer_.setObjectName(QStringLiteral("clockTimer"));
+    message_timer_.setObjectName(QStringLiteral("messageTimer"));
+    refresh_timer_.setObjectName(QStringLiteral("refreshTimer"));
     status_timer_.setInterval(1000);
     connect(&status_timer_, &QTimer::timeout, this, &MainWindow::requestStatus);
     clock_timer_.setInterval(250);
     connect(&clock_timer_, &QTimer::timeout, session_bar_, &SessionBar::refresh);
 
-    if (options_.watch_event_loop) {
-        watch_ = new EventLoopWatch(10, this);
-        watch_->start();
+    refresh_timer_.setSingleShot(true);
+    refresh_timer_.setInterval(0);
+    connect(&refresh_timer_, &QTimer::timeout, this, &MainWindow::refreshNext);
+
+    // Qt's raster engine waits for pieces of large fills on its thread pool: have its threads
+    // ready before the first paint, not made in the middle of it.
+    keepPaintThreadsStarted();
+
+    // Started when the window is shown (setVisible).
+    if (options_.watch_event_loop) watch_ = new EventLoopWatch(10, this);
+    // Repaints wait for the X server without blocking the event loop; so do the panel updates that
+    // show or hide widgets (Qt asks the server where the pointer is then).
+    frame_gate_ = X11FrameGate::install(this);
+    if (frame_gate_ != nullptr) {
+        previews_->setFrameGate(frame_gate_);
+        connect(frame_gate_, &X11FrameGate::idle, this, [this] {
+            if (pending_parts_ != 0 && !refresh_timer_.isActive()) refresh_timer_.start();
+        });
     }
     if (!options_.trace_file.isEmpty()) trace_ = new LatencyTrace(options_.trace_file, this);
 
@@ -134,15 +157,58 @@ MainWindow::MainWindow(GuiOptions options, QWidget* parent) : QMainWindow(parent
 MainWindow::~MainWindow() {
     if (watch_ != nullptr) {
         std::fprintf(stderr,
-                     "pilogger-gui: event loop: longest gap %.1f ms (GUI thread busy %.1f ms of it, ended at mono_ns %lld), "
-                     "mean %.2f ms, %lld gaps over 100 ms, in %.1f s; start-up until 1 s after connecting: longest gap %.1f ms\n",
-                     watch_->maxGapMs(), watch_->maxGapBusyMs(), static_cast<long long>(watch_->maxGapEndMonoNs()),
+                     "pilogger-gui: event loop: longest gap %.1f ms (GUI thread busy %.1f ms of it, preempted %lld times, "
+                     "slept %lld times, ended at mono_ns %lld), mean %.2f ms, %lld gaps over 100 ms, in %.1f s from the "
+                     "window first shown; the longest gap: %s\n",
+                     watch_->maxGapMs(), watch_->maxGapBusyMs(), static_cast<long long>(watch_->maxGapPreempted()),
+                     static_cast<long long>(watch_->maxGapBlocked()), static_cast<long long>(watch_->maxGapEndMonoNs()),
                      watch_->meanGapMs(), static_cast<long long>(watch_->stalls()), watch_->watchedSeconds(),
-                     startup_gap_ms_);
+                     qPrintable(watch_->maxGapWhat()));
+        if (frame_gate_ != nullptr) {
+            std::fprintf(stderr, "pilogger-gui: %lld repaints waited for the X server without blocking, the longest %.1f ms\n",
+                         static_cast<long long>(frame_gate_->heldRepaints()), frame_gate_->longestHoldMs());
+        }
     }
 }
 
 double MainWindow::maxEventLoopGapMs() const { return watch_ ? watch_->maxGapMs() : 0; }
+
+void MainWindow::setVisible(bool visible) {
+    // The watch measures from the moment the window is first shown: Qt's first layout and paint
+    // count like everything after them.
+    if (visible && watch_ != nullptr && !watch_->started()) watch_->start();
+    QMainWindow::setVisible(visible);
+}
+
+void MainWindow::schedule(unsigned parts) {
+    pending_parts_ |= parts;
+    if (!refresh_timer_.isActive()) refresh_timer_.start();
+}
+
+void MainWindow::refreshNext() {
+    if (pending_parts_ == 0) return;
+    // Not while the X server is still taking the last frame: the gate says when it has.
+    if (frame_gate_ != nullptr && !frame_gate_->ready()) return;
+    // The part nearest the top of the window first.
+    static constexpr Part order[] = {PartHeader, PartSessionBar, PartModules, PartPico, PartPreviews, PartNotes};
+    for (Part part : order) {
+        if ((pending_parts_ & part) == 0) continue;
+        pending_parts_ &= ~static_cast<unsigned>(part);
+        switch (part) {
+            case PartHeader:
+                updateTitle();
+                updateConnectionLabel();
+                break;
+            case PartSessionBar: session_bar_->refresh(); break;
+            case PartModules: modules_->refresh(); break;
+            case PartPico: pico_->refresh(); break;
+            case PartPreviews: previews_->sync(); break;
+            case PartNotes: notes_->reload(); break;
+        }
+        break;
+    }
+    if (pending_parts_ != 0) refresh_timer_.start();  // the next part in the next turn
+}
 
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
@@ -188,31 +254,27 @@ void MainWindow::wireModel() {
         session_bar_->setStarting(false);
         showProblem(why);
     });
-
-    connect(model_, &StateModel::connectionChanged, this, [this] {
-        session_bar_->refresh();
-        modules_->refresh();
-        pico_->refresh();
-        updateTitle();
-        updateConnectionLabel();
+    connect(launcher_, &SupervisorLauncher::launched, this, [this](const QString& log_path) {
+        if (model_->connected()) return;
+        showStatus(tr("Starting pilogger run --config %1 (output: %2)").arg(chosen_config_, log_path), 10000);
     });
+
+    connect(model_, &StateModel::connectionChanged, this,
+            [this] { schedule(PartHeader | PartSessionBar | PartModules | PartPico); });
     connect(model_, &StateModel::sessionChanged, this, [this] {
-        session_bar_->refresh();
-        updateTitle();
+        schedule(PartHeader | PartSessionBar);
         if (model_->session().is_object()) {
             if (!clock_timer_.isActive()) clock_timer_.start();
         } else {
             clock_timer_.stop();
         }
     });
-    connect(model_, &StateModel::modulesChanged, this, [this] {
-        modules_->refresh();
-        previews_->sync();
-        session_bar_->refresh();  // the data rate moves with the modules' counters
-    });
-    connect(model_, &StateModel::picoChanged, pico_, &PicoPanel::refresh);
-    connect(model_, &StateModel::diskChanged, session_bar_, &SessionBar::refresh);
-    connect(model_, &StateModel::notesReset, notes_, &NotesPanel::reload);
+    // The data rate in the session bar moves with the modules' counters.
+    connect(model_, &StateModel::modulesChanged, this, [this] { schedule(PartModules | PartPreviews | PartSessionBar); });
+    connect(model_, &StateModel::picoChanged, this, [this] { schedule(PartPico); });
+    connect(model_, &StateModel::diskChanged, this, [this] { schedule(PartSessionBar); });
+    connect(model_, &StateModel::notesReset, this, [this] { schedule(PartNotes); });
+    // One note is one row: added at once (a pending reload redraws the list from the model anyway).
     connect(model_, &StateModel::noteAdded, notes_, &NotesPanel::addNote);
     connect(model_, &StateModel::logAdded, this, [this](const LogEntry& e) {
         log_->addEntry(e);
@@ -261,16 +323,6 @@ void MainWindow::wireModel() {
 // ---- the link ----
 
 void MainWindow::onSubscribed(const json& status) {
-    if (watch_ != nullptr && !startup_timer_started_) {
-        // Qt's first layout and paint, and the first status filling every panel, are start-up:
-        // they are reported apart from the window at work.
-        startup_timer_started_ = true;
-        QTimer::singleShot(1000, this, [this] {
-            startup_gap_ms_ = watch_->maxGapMs();
-            watch_->reset();
-            startup_over_ = true;
-        });
-    }
     launcher_->connected();
     session_bar_->setStarting(false);
     auto_start_pending_ = false;
@@ -392,9 +444,11 @@ void MainWindow::focusNotes() {
 void MainWindow::startSupervisor() {
     if (client_->isConnected()) return showStatus(tr("A supervisor is already running"), 5000);
     QString why;
+    // The config is checked and the process started off the GUI thread; a failure comes back
+    // through the launcher's failed signal.
     if (!launcher_->start(chosen_config_, &why)) return showProblem(tr("Cannot start a supervisor: %1").arg(why));
     session_bar_->setStarting(true);
-    showStatus(tr("Starting pilogger run --config %1 (output: %2)").arg(chosen_config_, launcher_->logPath()), 10000);
+    showStatus(tr("Starting pilogger run --config %1").arg(chosen_config_) + QStringLiteral("…"), 10000);
 }
 
 void MainWindow::shutdownSupervisor() {
@@ -415,13 +469,21 @@ void MainWindow::chooseConfig() {
     const QString path = QFileDialog::getOpenFileName(this, tr("Config to start the supervisor with"), chosen_config_,
                                                       tr("YAML (*.yaml *.yml)"));
     if (path.isEmpty()) return;
-    try {
-        load_config_file(path.toStdString());
-    } catch (const std::exception& e) {
-        showProblem(QString::fromStdString(e.what()));
-        return;
-    }
-    setChosenConfig(path);
+    // Read and checked with the CLI's loader on a pool thread: a file on a slow disk never holds the window.
+    runOffThread(
+        this,
+        [path] {
+            try {
+                load_config_file(path.toStdString());
+                return QString();
+            } catch (const std::exception& e) {
+                return QString::fromStdString(e.what());
+            }
+        },
+        [this, path](const QString& problem) {
+            if (!problem.isEmpty()) return showProblem(problem);
+            setChosenConfig(path);
+        });
 }
 
 void MainWindow::openSettings() {
@@ -456,12 +518,15 @@ void MainWindow::closeEvent(QCloseEvent* event) {
 // ---- decoration ----
 
 void MainWindow::updateTitle() {
+    // Latin-1 only: on X11 a title with any other character is also set as COMPOUND_TEXT, and Xlib
+    // asks the X server for that atom with a round trip the first time, which blocked the loop for
+    // 20-200 ms on a busy machine.
     QString title = QStringLiteral("pilogger");
     if (model_->connected() && model_->session().is_object()) {
-        title += QStringLiteral(" — ") + qstr(model_->session(), "name");
-        if (model_->recording()) title += tr(" — recording trial %1").arg(integer(model_->trial(), "number"));
+        title += QStringLiteral(" - ") + qstr(model_->session(), "name");
+        if (model_->recording()) title += tr(" - recording trial %1").arg(integer(model_->trial(), "number"));
     }
-    setWindowTitle(title);
+    if (title != windowTitle()) setWindowTitle(title);
 }
 
 void MainWindow::showStatus(const QString& text, int ms, bool problem) {
@@ -508,12 +573,25 @@ void MainWindow::restoreSettings() {
 void MainWindow::saveSettings() {
     // Screenshots and benchmarks resize the window on purpose: they must not change a user's layout.
     if (!options_.screenshot_file.isEmpty() || options_.quit_after_s > 0) return;
-    QSettings s;
-    s.setValue(QStringLiteral("window/geometry"), saveGeometry());
-    s.setValue(QStringLiteral("window/splitter"), splitter_->saveState());
-    s.setValue(QStringLiteral("window/tab"), tabs_->currentIndex());
-    s.setValue(QStringLiteral("config_file"), chosen_config_);
-    s.setValue(QStringLiteral("labels/session"), session_bar_->sessionLabel());
+    // Written on a pool thread (QSettings writes a file); the application waits for it at exit.
+    const std::vector<std::pair<QString, QVariant>> values = {
+        {QStringLiteral("window/geometry"), saveGeometry()},
+        {QStringLiteral("window/splitter"), splitter_->saveState()},
+        {QStringLiteral("window/tab"), tabs_->currentIndex()},
+        {QStringLiteral("config_file"), chosen_config_},
+        {QStringLiteral("labels/session"), session_bar_->sessionLabel()},
+    };
+    const QString organization = QCoreApplication::organizationName();
+    const QString application = QCoreApplication::applicationName();
+    runOffThread(
+        QCoreApplication::instance(),
+        [values, organization, application] {
+            QSettings s(organization, application);
+            for (const auto& [key, value] : values) s.setValue(key, value);
+            s.sync();
+            return 0;
+        },
+        [](int) {});
 }
 
 }  // namespace pilogger::gui

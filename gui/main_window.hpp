@@ -30,6 +30,7 @@ class SessionBar;
 class StateModel;
 class SupervisorClient;
 class SupervisorLauncher;
+class X11FrameGate;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
@@ -48,12 +49,14 @@ public:
     LogView* logView() const { return log_; }
     QTabWidget* tabs() const { return tabs_; }
     // Longest time the event loop went without running a 10 ms timer (--watch-event-loop), else 0.
+    // The watch runs from the moment the window is first shown: its first layout and paint, the
+    // first status filling every panel and everything after count.
     double maxEventLoopGapMs() const;
     EventLoopWatch* eventLoopWatch() const { return watch_; }
-    // The watch measures the window at work from one second after it first connected; before
-    // that is start-up (Qt's first layout and paint, every panel filled the first time).
-    bool startupOver() const { return startup_over_; }
-    double startupGapMs() const { return startup_gap_ms_; }
+    // Holds repaints until the X server has taken the last frame (null off X11).
+    X11FrameGate* frameGate() const { return frame_gate_; }
+    // Panels still to be redrawn from the model (each gets an event-loop turn of its own).
+    bool refreshPending() const { return pending_parts_ != 0; }
     // The config a supervisor would be started with.
     const QString& chosenConfig() const { return chosen_config_; }
 
@@ -66,10 +69,25 @@ public:
     // Quits without asking, even while recording (the recording goes on).
     void quitWithoutAsking();
 
+    void setVisible(bool visible) override;
+
 protected:
     void closeEvent(QCloseEvent* event) override;
 
 private:
+    // What the window redraws from the model. A change asks for the parts it touches; they are
+    // redrawn soon after, one part per event-loop turn, so a whole status (the first one fills
+    // every panel) never holds the loop for the sum of them, and a burst of events redraws once.
+    enum Part : unsigned {
+        PartHeader = 1,  // title and connection line
+        PartSessionBar = 2,
+        PartModules = 4,
+        PartPico = 8,
+        PartPreviews = 16,
+        PartNotes = 32,
+    };
+    void schedule(unsigned parts);
+    void refreshNext();
     void buildMenus();
     void wireModel();
     void onSubscribed(const json& status);
@@ -107,10 +125,13 @@ private:
     QSplitter* splitter_;
     QLabel* connection_;
     EventLoopWatch* watch_ = nullptr;
+    X11FrameGate* frame_gate_ = nullptr;
     LatencyTrace* trace_ = nullptr;
     QTimer status_timer_;
     QTimer clock_timer_;
     QTimer message_timer_;
+    QTimer refresh_timer_;
+    unsigned pending_parts_ = 0;
     QString chosen_config_;
     QString connect_problem_;
     bool status_in_flight_ = false;
@@ -118,9 +139,6 @@ private:
     bool auto_start_pending_ = false;
     bool quit_without_asking_ = false;
     int unseen_errors_ = 0;
-    bool startup_over_ = false;
-    double startup_gap_ms_ = 0;  // longest event-loop gap until a second after first connecting
-    bool startup_timer_started_ = false;
 };
 
 }  // namespace pilogger::gui

@@ -1,5 +1,7 @@
 #include "notes_file.hpp"
 
+#include "off_thread.hpp"
+
 #include <QCoreApplication>
 #include <QDir>
 #include <QFile>
@@ -102,7 +104,7 @@ std::vector<NoteEntry> parseNotesCsv(const QByteArray& data, int* skipped) {
 void loadSessionNotes(const QString& session_dir, QObject* context,
                       std::function<void(std::vector<NoteEntry> notes, QString problem)> done) {
     QPointer<QObject> guard(context);
-    QThreadPool::globalInstance()->start([session_dir, guard, done = std::move(done)] {
+    ioThreadPool()->start([session_dir, guard, done = std::move(done)] {
         std::vector<NoteEntry> notes;
         QString problem;
         QDir dir(session_dir + QStringLiteral("/notes"));

@@ -103,7 +103,7 @@ void NotesPanel::noteFailed(const QString& text, const QString& why) {
 
 void NotesPanel::clearProblem() { problem_->hide(); }
 
-void NotesPanel::addNote(const NoteEntry& note) {
+QTreeWidgetItem* NotesPanel::makeItem(const NoteEntry& note) const {
     auto* item = new QTreeWidgetItem;
     item->setText(0, QString::number(note.id));
     item->setText(1, formatDuration(note.session_elapsed_s));
@@ -114,18 +114,26 @@ void NotesPanel::addNote(const NoteEntry& note) {
     item->setText(3, shown);
     item->setToolTip(3, note.text);
     item->setData(0, Qt::UserRole, QVariant::fromValue<qlonglong>(note.id));
+    return item;
+}
+
+void NotesPanel::addNote(const NoteEntry& note) {
     // Newest first: a later id goes above every older one.
     int at = 0;
     while (at < history_->topLevelItemCount() &&
            history_->topLevelItem(at)->data(0, Qt::UserRole).toLongLong() > note.id) {
         ++at;
     }
-    history_->insertTopLevelItem(at, item);
+    history_->insertTopLevelItem(at, makeItem(note));
 }
 
 void NotesPanel::reload() {
+    // All rows in one insertion: the columns are sized to their contents once, not per row.
     history_->clear();
-    for (const auto& n : model_.notes()) addNote(n);
+    QList<QTreeWidgetItem*> items;
+    items.reserve(static_cast<qsizetype>(model_.notes().size()));
+    for (auto it = model_.notes().rbegin(); it != model_.notes().rend(); ++it) items.append(makeItem(*it));
+    history_->addTopLevelItems(items);
 }
 
 }  // namespace pilogger::gui

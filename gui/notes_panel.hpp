@@ -10,6 +10,7 @@
 class QLabel;
 class QPushButton;
 class QTreeWidget;
+class QTreeWidgetItem;
 
 namespace pilogger::gui {
 
@@ -51,6 +52,7 @@ Q_SIGNALS:
 
 private:
     void submit(const QString& text, qint64 typed_mono_ns);
+    QTreeWidgetItem* makeItem(const NoteEntry& note) const;
 
     const StateModel& model_;
     NoteEdit* edit_;

@@ -2,6 +2,7 @@
 
 #include "json_util.hpp"
 #include "state_model.hpp"
+#include "x11_frame_gate.hpp"
 
 #include <QGridLayout>
 #include <QLabel>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace pilogger::gui {
 
@@ -28,6 +30,7 @@ PreviewTile::PreviewTile(QString module, std::unique_ptr<PreviewSource> source, 
     setObjectName(QStringLiteral("preview_") + module_);
     setAttribute(Qt::WA_OpaquePaintEvent);
     setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Expanding);
+    timer_.setObjectName(QStringLiteral("previewPoll_") + module_);
     timer_.setInterval(kFirstIntervalMs);
     timer_.setTimerType(Qt::CoarseTimer);
     connect(&timer_, &QTimer::timeout, this, &PreviewTile::pollNow);
@@ -96,14 +99,60 @@ void PreviewTile::adaptInterval(const PreviewFrame& next) {
     if (interval != timer_.interval()) timer_.setInterval(interval);
 }
 
+// Nearest-neighbour scaling straight into the backing store's pixel format (RGB32): Qt's own
+// scaled drawImage of an RGB888 frame goes through its span blender, which splits anything over
+// 96 rows across Qt's thread pool and waits for it, so every preview frame made the GUI thread
+// wait for other threads (up to 90 ms when the CPUs were busy). The look is the same as
+// drawImage without smooth scaling.
+static QImage scaledForScreen(const QImage& src, const QSize& size) {
+    QImage out(size, QImage::Format_RGB32);
+    if (out.isNull() || src.isNull()) return out;
+    const int sw = src.width(), sh = src.height(), dw = size.width(), dh = size.height();
+    std::vector<int> column(static_cast<size_t>(dw));
+    for (int x = 0; x < dw; ++x) column[static_cast<size_t>(x)] = static_cast<int>(static_cast<qint64>(x) * sw / dw);
+    const bool gray = src.format() == QImage::Format_Grayscale8;
+    const bool rgb888 = src.format() == QImage::Format_RGB888;
+    const QImage any = gray || rgb888 ? QImage() : src.convertToFormat(QImage::Format_RGB32);
+    for (int y = 0; y < dh; ++y) {
+        const int sy = static_cast<int>(static_cast<qint64>(y) * sh / dh);
+        auto* line = reinterpret_cast<QRgb*>(out.scanLine(y));
+        if (gray) {
+            const uchar* in = src.constScanLine(sy);
+            for (int x = 0; x < dw; ++x) {
+                const uchar v = in[column[static_cast<size_t>(x)]];
+                line[x] = qRgb(v, v, v);
+            }
+        } else if (rgb888) {
+            const uchar* in = src.constScanLine(sy);
+            for (int x = 0; x < dw; ++x) {
+                const uchar* px = in + 3 * column[static_cast<size_t>(x)];
+                line[x] = qRgb(px[0], px[1], px[2]);
+            }
+        } else {
+            const auto* in = reinterpret_cast<const QRgb*>(any.constScanLine(sy));
+            for (int x = 0; x < dw; ++x) line[x] = in[column[static_cast<size_t>(x)]];
+        }
+    }
+    return out;
+}
+
 void PreviewTile::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.fillRect(rect(), QColor(24, 24, 24));
     QRectF target;
     if (have_frame_ && !frame_.image.isNull()) {
-        const QSizeF fitted = QSizeF(frame_.image.size()).scaled(QSizeF(size()), Qt::KeepAspectRatio);
-        target = QRectF(QPointF((width() - fitted.width()) / 2, (height() - fitted.height()) / 2), fitted);
-        p.drawImage(target, frame_.image);
+        // Whole pixels: the copy below is then a plain blit.
+        const QSize fitted = frame_.image.size().scaled(size(), Qt::KeepAspectRatio);
+        target = QRectF(QRect(QPoint((width() - fitted.width()) / 2, (height() - fitted.height()) / 2), fitted));
+        // Scaled once per frame (and per size), in device pixels, then copied 1:1.
+        const qreal dpr = devicePixelRatioF();
+        const QSize pixels = (target.size() * dpr).toSize();
+        if (scaled_frame_ != frames_shown_ || scaled_.size() != pixels) {
+            scaled_ = scaledForScreen(frame_.image, pixels);
+            scaled_.setDevicePixelRatio(dpr);
+            scaled_frame_ = frames_shown_;
+        }
+        p.drawImage(target.topLeft(), scaled_);
         if (frame_.gaze) {
             const QPointF at(target.left() + frame_.gaze->x() * target.width(),
                              target.top() + frame_.gaze->y() * target.height());
@@ -132,8 +181,10 @@ void PreviewTile::paintEvent(QPaintEvent*) {
 }
 
 void PreviewTile::showEvent(QShowEvent*) {
+    // The first look comes in a turn of its own (mapping the preview and copying a frame), not
+    // inside whatever showed the tile.
     timer_.start();
-    pollNow();
+    QTimer::singleShot(0, this, &PreviewTile::pollNow);
 }
 
 // Nobody looks at a hidden tile: no polling, no copying.
@@ -159,6 +210,25 @@ PreviewPanel::PreviewPanel(const StateModel& model, QWidget* parent) : QWidget(p
     factory_ = [](const json& module) -> std::unique_ptr<PreviewSource> {
         return std::make_unique<ShmPreviewSource>(previewName(module));
     };
+    create_timer_.setObjectName(QStringLiteral("previewCreate"));
+    create_timer_.setSingleShot(true);
+    create_timer_.setInterval(0);
+    connect(&create_timer_, &QTimer::timeout, this, [this] {
+        if (gate_ != nullptr && !gate_->ready()) {
+            waiting_for_gate_ = true;  // idle() starts the timer again
+            return;
+        }
+        if (createNext()) create_timer_.start();  // and the next one in the next turn
+    });
+}
+
+void PreviewPanel::setFrameGate(X11FrameGate* gate) {
+    gate_ = gate;
+    connect(gate_, &X11FrameGate::idle, this, [this] {
+        if (!waiting_for_gate_) return;
+        waiting_for_gate_ = false;
+        create_timer_.start();
+    });
 }
 
 bool PreviewPanel::hasPreview(const json& module) {
@@ -204,19 +274,31 @@ void PreviewPanel::sync() {
         changed = true;
     }
     for (const auto& [name, module] : wanted) {
-        if (tiles_.count(name)) continue;
-        bool snapshot = false;
-        const json& caps = field(*module, "capabilities");
-        if (caps.is_array()) snapshot = std::find(caps.begin(), caps.end(), json("snapshot")) != caps.end();
-        auto* tile = new PreviewTile(name, factory_(*module), snapshot, this);
-        connect(tile, &PreviewTile::snapshotRequested, this, &PreviewPanel::snapshotRequested);
-        tiles_[name] = tile;
-        changed = true;
+        if (!tiles_.count(name) && !create_timer_.isActive()) create_timer_.start();
     }
     if (changed) {
         relayout();
         Q_EMIT tilesChanged(tileCount());
     }
+}
+
+bool PreviewPanel::createNext() {
+    // From the model as it is now: a module may have gone since sync() asked.
+    for (const auto& m : model_.modules()) {
+        if (!hasPreview(m) || !flag(m, "enabled", true)) continue;
+        const QString name = qstr(m, "name");
+        if (tiles_.count(name)) continue;
+        bool snapshot = false;
+        const json& caps = field(m, "capabilities");
+        if (caps.is_array()) snapshot = std::find(caps.begin(), caps.end(), json("snapshot")) != caps.end();
+        auto* tile = new PreviewTile(name, factory_(m), snapshot, this);
+        connect(tile, &PreviewTile::snapshotRequested, this, &PreviewPanel::snapshotRequested);
+        tiles_[name] = tile;
+        relayout();
+        Q_EMIT tilesChanged(tileCount());
+        return true;
+    }
+    return false;
 }
 
 void PreviewPanel::relayout() {

@@ -26,6 +26,7 @@ class QToolButton;
 namespace pilogger::gui {
 
 class StateModel;
+class X11FrameGate;
 
 class PreviewTile : public QWidget {
     Q_OBJECT
@@ -61,6 +62,8 @@ private:
     QTimer timer_;
     PreviewFrame frame_;
     bool have_frame_ = false;
+    QImage scaled_;  // frame_ at the size it is shown, in the screen's format
+    uint64_t scaled_frame_ = UINT64_MAX;
     QString problem_;
     QElapsedTimer last_frame_clock_;
     double rate_hz_ = 0;
@@ -76,9 +79,14 @@ public:
 
     explicit PreviewPanel(const StateModel& model, QWidget* parent = nullptr);
     void setSourceFactory(SourceFactory factory) { factory_ = std::move(factory); }
-    // Tiles for the modules that publish previews now; the rest go.
+    // New tiles wait until the X server has taken the last frame (see X11FrameGate).
+    void setFrameGate(X11FrameGate* gate);
+    // Tiles for the modules that publish previews now; the rest go at once. New tiles come one
+    // per event-loop turn (each changes the layout and maps its preview), starting with the next.
     void sync();
     int tileCount() const { return static_cast<int>(tiles_.size()); }
+    // Tiles still to be made.
+    bool creating() const { return create_timer_.isActive() || waiting_for_gate_; }
     PreviewTile* tile(const QString& module) const;
 
     // True for a module whose status says it publishes a preview.
@@ -92,12 +100,17 @@ Q_SIGNALS:
 
 private:
     void relayout();
+    // Makes one missing tile; true when one was made.
+    bool createNext();
 
     const StateModel& model_;
     SourceFactory factory_;
     std::map<QString, PreviewTile*> tiles_;
     QGridLayout* grid_;
     QLabel* empty_;
+    QTimer create_timer_;
+    X11FrameGate* gate_ = nullptr;
+    bool waiting_for_gate_ = false;
 };
 
 }  // namespace pilogger::gui

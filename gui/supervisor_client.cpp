@@ -13,6 +13,8 @@ SupervisorClient::SupervisorClient(QString socket_path, QObject* parent)
     connect(socket_, &QLocalSocket::disconnected, this,
             [this] { linkDown(QStringLiteral("the supervisor closed the connection")); });
 
+    retry_timer_.setObjectName(QStringLiteral("connectRetry"));
+    deadline_timer_.setObjectName(QStringLiteral("replyDeadlines"));
     retry_timer_.setInterval(500);
     retry_timer_.setSingleShot(true);
     connect(&retry_timer_, &QTimer::timeout, this, &SupervisorClient::connectNow);

@@ -1,6 +1,8 @@
 // Starts a supervisor when none runs: `pilogger run --config FILE`, found next to pilogger-gui,
 // started detached in its own session so closing or killing the GUI never stops it. Its output
 // goes to a log file in the runtime folder; the client connects once the socket appears.
+// Checking the config (a file read and a YAML parse) and starting the process happen on a pool
+// thread, never on the GUI thread.
 #pragma once
 
 #include <QObject>
@@ -14,9 +16,10 @@ class SupervisorLauncher : public QObject {
 public:
     explicit SupervisorLauncher(QObject* parent = nullptr);
 
-    // Checks the config with the CLI's loader first. False (and why) when it cannot start.
+    // Checks the config with the CLI's loader first, then starts it, both off the GUI thread:
+    // launched or failed follows. False (and why) only for what is known at once.
     bool start(const QString& config_file, QString* why);
-    bool starting() const { return watch_.isActive(); }
+    bool starting() const { return launching_ || watch_.isActive(); }
     // The client is connected: stop watching.
     void connected();
     qint64 pid() const { return pid_; }
@@ -26,14 +29,20 @@ public:
     static QString piloggerExecutable();
 
 Q_SIGNALS:
-    // It exited before its control socket answered, or did not answer in time.
+    // The process runs; its output goes to log_path.
+    void launched(const QString& log_path);
+    // The config was refused or the process could not start, it exited before its control socket
+    // answered, or it did not answer in time; why is a sentence to show as it is.
     void failed(const QString& why);
 
 private:
     void check();
-    QString logTail() const;
+    // The last lines of the log (read off the GUI thread).
+    static QString logTail(const QString& path);
 
     QTimer watch_;
+    bool launching_ = false;       // the pool thread is checking the config or starting it
+    bool launch_abandoned_ = false;  // connected meanwhile: no need to watch what it started
     qint64 pid_ = 0;
     qint64 started_ms_ = 0;
     QString log_path_;

@@ -15,7 +15,7 @@ PACKAGES=(
   # the eye tracker: finding the Neon by mDNS (avahi-browse; the daemon runs on every Pi)
   avahi-utils dbus
   # GUI and its tests
-  qt6-base-dev xvfb xauth
+  qt6-base-dev libxcb1-dev xvfb xauth
 )
 
 missing=()

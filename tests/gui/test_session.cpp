@@ -2,8 +2,9 @@
 // driving it the way a user does. Record a trial with the Record button, type a note and press
 // Enter, close the window in the middle of the trial and open it again (the trial and the note
 // are still there), stop with the button; then the session's files must be on disk and the note
-// must read back with Python's csv module. The event loop is watched the whole time: no gap
-// between two 10 ms timer runs may reach 100 ms.
+// must read back with Python's csv module. The event loop is watched the whole time, from the
+// moment each window is shown (its first layout and paint and the first status filling every
+// panel included): no gap between two 10 ms timer runs may reach 100 ms.
 #include "event_loop_watch.hpp"
 #include "json_util.hpp"
 #include "main_window.hpp"
@@ -16,6 +17,8 @@
 #include <QPushButton>
 #include <QStandardPaths>
 #include <QTreeWidget>
+
+#include <algorithm>
 
 using namespace pilogger;
 using namespace pilogger::gui;
@@ -72,12 +75,11 @@ private Q_SLOTS:
         QTRY_VERIFY_WITH_TIMEOUT(window->model()->session().is_object(), 10000);  // `pilogger run` opened one
         QTRY_VERIFY_WITH_TIMEOUT(modulesUp(*window->model()), 30000);
         QVERIFY(!window->model()->recording());
-        // From here on the watch measures the window at work (start-up is reported apart).
-        QTRY_VERIFY_WITH_TIMEOUT(window->startupOver(), 5000);
 
         // Record, with a label.
         window->sessionBar()->setTrialLabel(QStringLiteral("gui trial"));
         QPushButton* record = window->sessionBar()->recordButton();
+        QTRY_VERIFY_WITH_TIMEOUT(record->isEnabled(), 5000);  // the bar follows the model within a few turns
         QTest::mouseClick(record, Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(window->model()->recording(), 10000);
         QTRY_VERIFY_WITH_TIMEOUT(record->isEnabled() && record->text() == QStringLiteral("Stop trial"), 20000);
@@ -86,9 +88,11 @@ private Q_SLOTS:
         // Camera previews arrive (when the demo has cameras).
         for (const auto& m : window->model()->modules()) {
             if (!PreviewPanel::hasPreview(m)) continue;
-            PreviewTile* tile = window->previewPanel()->tile(qstr(m, "name"));
-            QVERIFY(tile);
-            QTRY_VERIFY_WITH_TIMEOUT(tile->framesShown() >= 3, 15000);
+            const QString name = qstr(m, "name");
+            QTRY_VERIFY_WITH_TIMEOUT(window->previewPanel()->tile(name) != nullptr, 5000);
+            QTRY_VERIFY_WITH_TIMEOUT(window->previewPanel()->tile(name) != nullptr &&
+                                         window->previewPanel()->tile(name)->framesShown() >= 3,
+                                     15000);
         }
         QTest::qWait(1500);
 
@@ -102,14 +106,13 @@ private Q_SLOTS:
         QVERIFY(edit->toPlainText().isEmpty());
         QTRY_VERIFY_WITH_TIMEOUT(hasNote(*window->model(), kNote), 10000);
         QTreeWidget* history = window->notesPanel()->history();
-        QCOMPARE(history->topLevelItem(0)->toolTip(3), kNote);
+        // The panels follow the model within a few event-loop turns.
+        QTRY_VERIFY_WITH_TIMEOUT(history->topLevelItem(0) != nullptr && history->topLevelItem(0)->toolTip(3) == kNote, 5000);
         QCOMPARE(history->topLevelItem(0)->text(2), QStringLiteral("1"));  // made during trial 1
         QTest::qWait(1000);
 
-        const double first_gap = window->maxEventLoopGapMs();
-        qInfo("first window: longest event-loop gap %.1f ms over %.1f s (start-up: %.1f ms)", first_gap,
-              window->eventLoopWatch()->watchedSeconds(), window->startupGapMs());
-        QVERIFY2(first_gap < 100, qPrintable(QStringLiteral("the event loop stalled for %1 ms").arg(first_gap)));
+        checkEventLoop(*window, "first window");
+        if (QTest::currentTestFailed()) return;
 
         // Close the window in the middle of the trial: the recording goes on.
         window->quitWithoutAsking();
@@ -126,10 +129,11 @@ private Q_SLOTS:
         QTRY_VERIFY_WITH_TIMEOUT(again->model()->connected(), 10000);
         QVERIFY(again->model()->recording());
         QTRY_VERIFY_WITH_TIMEOUT(hasNote(*again->model(), kNote), 10000);
-        QCOMPARE(again->notesPanel()->history()->topLevelItem(0)->toolTip(3), kNote);
+        QTreeWidget* again_history = again->notesPanel()->history();
+        QTRY_VERIFY_WITH_TIMEOUT(again_history->topLevelItem(0) != nullptr && again_history->topLevelItem(0)->toolTip(3) == kNote,
+                                 5000);
         record = again->sessionBar()->recordButton();
         QTRY_VERIFY_WITH_TIMEOUT(record->text() == QStringLiteral("Stop trial"), 5000);
-        QTRY_VERIFY_WITH_TIMEOUT(again->startupOver(), 5000);
         QTest::qWait(1000);
 
         // Stop.
@@ -137,15 +141,28 @@ private Q_SLOTS:
         QTRY_VERIFY_WITH_TIMEOUT(!again->model()->recording(), 10000);
         QTRY_VERIFY_WITH_TIMEOUT(record->isEnabled() && record->text() == QStringLiteral("Record"), 20000);
         QTest::qWait(500);
-        const double second_gap = again->maxEventLoopGapMs();
-        qInfo("second window: longest event-loop gap %.1f ms over %.1f s (start-up: %.1f ms)", second_gap,
-              again->eventLoopWatch()->watchedSeconds(), again->startupGapMs());
-        QVERIFY2(second_gap < 100, qPrintable(QStringLiteral("the event loop stalled for %1 ms").arg(second_gap)));
+        checkEventLoop(*again, "second window");
+        if (QTest::currentTestFailed()) return;
         again->quitWithoutAsking();
     }
 
     void theSessionFilesAreThere() {
-        rig_.request("shutdown");
+        try {
+            rig_.request("shutdown");
+        } catch (const std::exception& e) {
+            QFile out(rig_.tmp.filePath(QStringLiteral("supervisor.out")));
+            QString tail;
+            if (out.open(QIODevice::ReadOnly)) {
+                out.seek(std::max<qint64>(0, out.size() - 2000));
+                tail = QString::fromUtf8(out.readAll());
+            }
+            QFAIL(qPrintable(QStringLiteral("the supervisor did not take shutdown (%1); it is %2 (exit code %3); its output ends:\n%4")
+                                 .arg(QString::fromStdString(e.what()))
+                                 .arg(supervisor_.state() == QProcess::NotRunning ? QStringLiteral("gone")
+                                                                                   : QStringLiteral("running"))
+                                 .arg(supervisor_.exitCode())
+                                 .arg(tail)));
+        }
         QVERIFY(supervisor_.waitForFinished(60000));
         QCOMPARE(supervisor_.exitStatus(), QProcess::NormalExit);
         QCOMPARE(supervisor_.exitCode(), 0);
@@ -193,6 +210,22 @@ private Q_SLOTS:
     }
 
 private:
+    // The longest gap of the window's whole run so far, from the moment it was shown.
+    static void checkEventLoop(const MainWindow& window, const char* which) {
+        const EventLoopWatch* watch = window.eventLoopWatch();
+        QVERIFY(watch != nullptr && watch->started());
+        const double gap = watch->maxGapMs();
+        qInfo("%s: longest event-loop gap %.1f ms (GUI thread busy %.1f ms of it, preempted %lld times, slept %lld "
+              "times) over %.1f s from the window shown, %lld gaps over 100 ms; it was: %s",
+              which, gap, watch->maxGapBusyMs(), static_cast<long long>(watch->maxGapPreempted()),
+              static_cast<long long>(watch->maxGapBlocked()), watch->watchedSeconds(),
+              static_cast<long long>(watch->stalls()), qPrintable(watch->maxGapWhat()));
+        QVERIFY2(gap < 100, qPrintable(QStringLiteral("%1: the event loop stalled for %2 ms: %3")
+                                           .arg(QLatin1String(which))
+                                           .arg(gap, 0, 'f', 1)
+                                           .arg(watch->maxGapWhat())));
+    }
+
     gui_test::Rig rig_;
     QProcess supervisor_;
 };

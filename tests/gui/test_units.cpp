@@ -2,6 +2,7 @@
 // framing against a fake supervisor, and that the window fits an 800x480 touch screen.
 #include "clock.hpp"
 #include "data_rate.hpp"
+#include "event_loop_watch.hpp"
 #include "log_view.hpp"
 #include "main_window.hpp"
 #include "module_table.hpp"
@@ -16,6 +17,7 @@
 #include "supervisor_client.hpp"
 
 #include <QComboBox>
+#include <QElapsedTimer>
 #include <QLocalServer>
 #include <QLocalSocket>
 #include <QPlainTextEdit>
@@ -26,6 +28,7 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTimer>
 #include <QTreeWidget>
 
 #include <fcntl.h>
@@ -456,6 +459,9 @@ private Q_SLOTS:
             return std::make_unique<SolidSource>();
         });
         panel.sync();
+        QCOMPARE(panel.tileCount(), 0);  // made in the turns that follow, one per turn
+        QVERIFY(panel.creating());
+        QTRY_VERIFY(!panel.creating());
         QCOMPARE(panel.tileCount(), 1);  // cam0; notes has no preview
         QVERIFY(panel.tile(QStringLiteral("cam0")));
         QCOMPARE(asked.front(), ShmPreviewSource::defaultName("cam0"));
@@ -472,16 +478,30 @@ private Q_SLOTS:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write("data_dir: /tmp/x\nmodules:\n  notes:\n    enabled: true\n");
         f.close();
+        // Reading, checking and saving run on a pool thread; each answers with a signal.
         SettingsDialog d(path, QString());
-        QVERIFY(d.validate());
+        QSignalSpy checked(&d, &SettingsDialog::checked);
+        QSignalSpy finished(&d, &SettingsDialog::saveFinished);
+        QSignalSpy saved(&d, &SettingsDialog::configSaved);
+        QTRY_COMPARE(checked.count(), 1);
+        QVERIFY(checked.last().at(0).toBool());
+        QVERIFY(d.valid());
+        QCOMPARE(d.editor()->toPlainText(), QStringLiteral("data_dir: /tmp/x\nmodules:\n  notes:\n    enabled: true\n"));
         d.editor()->setPlainText(QStringLiteral("data_dir: /tmp/x\nmodules:\n  notes:\n    enabld: true\n"));
-        QVERIFY(!d.validate());
+        d.validate();
+        QTRY_COMPARE(checked.count(), 2);
+        QVERIFY(!checked.last().at(0).toBool());
+        QVERIFY(!d.valid());
         QVERIFY2(d.message().contains(QStringLiteral("c.yaml:4:5: modules.notes.enabld: unknown key")), qPrintable(d.message()));
         QCOMPARE(SettingsDialog::lineOf(d.message()), 4);
-        QVERIFY(!d.save());  // never saved while invalid
+        d.save();
+        QTRY_COMPARE(finished.count(), 1);
+        QVERIFY(!finished.last().at(0).toBool());  // never saved while invalid
+        QCOMPARE(saved.count(), 0);
         d.editor()->setPlainText(QStringLiteral("data_dir: /tmp/y\nmodules:\n  notes: {}\n"));
-        QSignalSpy saved(&d, &SettingsDialog::configSaved);
-        QVERIFY(d.save());
+        d.save();
+        QTRY_COMPARE(finished.count(), 2);
+        QVERIFY(finished.last().at(0).toBool());
         QCOMPARE(saved.count(), 1);
         QVERIFY(f.open(QIODevice::ReadOnly));
         QCOMPARE(f.readAll(), QByteArray("data_dir: /tmp/y\nmodules:\n  notes: {}\n"));
@@ -559,6 +579,29 @@ private Q_SLOTS:
         QTRY_VERIFY(answered);
     }
 
+    void eventLoopWatchSaysWhatTookTheGap() {
+        EventLoopWatch watch(10);
+        watch.start();
+        QTest::qWait(50);
+        // A timer that holds the loop for 150 ms: the longest gap, and named as its cause.
+        QTimer blocker;
+        blocker.setObjectName(QStringLiteral("blocker"));
+        blocker.setSingleShot(true);
+        connect(&blocker, &QTimer::timeout, this, [] {
+            QElapsedTimer t;
+            t.start();
+            while (t.elapsed() < 150) {
+            }
+        });
+        blocker.start(0);
+        QTRY_VERIFY(watch.maxGapMs() >= 150);
+        QVERIFY2(watch.maxGapMs() < 1000, qPrintable(QString::number(watch.maxGapMs())));
+        QVERIFY2(watch.maxGapWhat().contains(QStringLiteral("QTimer(blocker) Timer")), qPrintable(watch.maxGapWhat()));
+        QVERIFY(watch.maxGapBusyMs() > 50);  // it spun: the thread was busy, not waiting
+        QVERIFY(watch.stalls() >= 1);
+        watch.stop();
+    }
+
     void windowFitsA800x480Screen() {
         GuiOptions options;
         options.socket_path = runtime_.filePath(QStringLiteral("nobody.sock"));
@@ -572,7 +615,8 @@ private Q_SLOTS:
         status["modules"].push_back(json{{"name", "cam1"}, {"type", "camera"}, {"enabled", true}, {"state", "ready"}});
         status["modules"].push_back(json{{"name", "eyetracker"}, {"type", "eyetracker"}, {"enabled", true}, {"state", "ready"}});
         w.model()->applyStatus(status);
-        QTest::qWait(50);
+        // The panels are redrawn in the turns that follow, one part (and one new tile) per turn.
+        QTRY_VERIFY(!w.refreshPending() && !w.previewPanel()->creating());
         QCOMPARE(w.previewPanel()->tileCount(), 3);
         QVERIFY2(w.minimumSizeHint().width() <= 800 && w.minimumSizeHint().height() <= 480,
                  qPrintable(QStringLiteral("%1x%2").arg(w.minimumSizeHint().width()).arg(w.minimumSizeHint().height())));

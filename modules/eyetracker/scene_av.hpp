@@ -1,14 +1,8 @@
-// Owners for the FFmpeg objects of the scene video (writer and preview), FFmpeg errors as text,
-// Annex B helpers and the H.264 decoder both use. (The camera's av_util.hpp lives in camera_core,
-// which drags in libcamera; this is the eye tracker's own small copy.)
+// The Annex B helpers the scene writer and the scene preview both use; the FFmpeg owners come
+// from av_util.hpp (modules/media).
 #pragma once
 
-extern "C" {
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/frame.h>
-#include <libswscale/swscale.h>
-}
+#include "av_util.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -19,53 +13,11 @@ extern "C" {
 
 namespace pilogger::neon {
 
-struct AvFrameFree {
-    void operator()(AVFrame* f) const { av_frame_free(&f); }
-};
-struct AvPacketFree {
-    void operator()(AVPacket* p) const { av_packet_free(&p); }
-};
-struct AvCodecContextFree {
-    void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
-};
-struct AvCodecParametersFree {
-    void operator()(AVCodecParameters* p) const { avcodec_parameters_free(&p); }
-};
-struct SwsContextFree {
-    void operator()(SwsContext* s) const { sws_freeContext(s); }
-};
-// Frees the format context only; a custom AVIOContext is owned by its own AvioContextPtr.
-struct AvFormatContextFree {
-    void operator()(AVFormatContext* f) const { avformat_free_context(f); }
-};
-// A custom AVIOContext and the buffer it was made with (FFmpeg may have replaced the buffer).
-struct AvioContextFree {
-    void operator()(AVIOContext* io) const {
-        av_freep(&io->buffer);
-        avio_context_free(&io);
-    }
-};
-
-using AvFramePtr = std::unique_ptr<AVFrame, AvFrameFree>;
-using AvPacketPtr = std::unique_ptr<AVPacket, AvPacketFree>;
-using AvCodecContextPtr = std::unique_ptr<AVCodecContext, AvCodecContextFree>;
-using AvCodecParametersPtr = std::unique_ptr<AVCodecParameters, AvCodecParametersFree>;
-using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextFree>;
-using AvFormatContextPtr = std::unique_ptr<AVFormatContext, AvFormatContextFree>;
-using AvioContextPtr = std::unique_ptr<AVIOContext, AvioContextFree>;
-
 #if LIBAVFORMAT_VERSION_MAJOR >= 61
 using AvioWriteBuffer = const uint8_t*;  // FFmpeg 7 made the write callback's buffer const
 #else
 using AvioWriteBuffer = uint8_t*;
 #endif
-
-// "Invalid data found when processing input (-1094995529)"
-inline std::string av_error_text(int code) {
-    char text[AV_ERROR_MAX_STRING_SIZE] = {};
-    av_strerror(code, text, sizeof text);
-    return std::string(text) + " (" + std::to_string(code) + ")";
-}
 
 // Calls fn(nal_type, nal) for each NAL unit of an Annex B buffer (nal without its start code).
 // With before_first_slice, stops at the first slice (types 1-5) without scanning it: parameter

@@ -1,4 +1,5 @@
-// Owners for the FFmpeg objects the camera module uses, and FFmpeg errors as text.
+// Owners for FFmpeg objects (RAII), and FFmpeg errors as text: shared by the camera and the eye
+// tracker, in a library of its own so neither drags in the other's dependencies.
 #pragma once
 
 extern "C" {
@@ -11,7 +12,7 @@ extern "C" {
 #include <memory>
 #include <string>
 
-namespace pilogger::camera {
+namespace pilogger {
 
 struct AvFrameFree {
     void operator()(AVFrame* f) const { av_frame_free(&f); }
@@ -22,12 +23,22 @@ struct AvPacketFree {
 struct AvCodecContextFree {
     void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
 };
+struct AvCodecParametersFree {
+    void operator()(AVCodecParameters* p) const { avcodec_parameters_free(&p); }
+};
 struct SwsContextFree {
     void operator()(SwsContext* s) const { sws_freeContext(s); }
 };
-// Frees the format context only; its AVIOContext is owned separately (see video_writer.cpp).
+// Frees the format context only; a custom AVIOContext is owned by its own AvioContextPtr.
 struct AvFormatContextFree {
     void operator()(AVFormatContext* f) const { avformat_free_context(f); }
+};
+// A custom AVIOContext and the buffer it was made with (FFmpeg may have replaced the buffer).
+struct AvioContextFree {
+    void operator()(AVIOContext* io) const {
+        av_freep(&io->buffer);
+        avio_context_free(&io);
+    }
 };
 struct AvDictionaryFree {
     void operator()(AVDictionary* d) const { av_dict_free(&d); }
@@ -36,10 +47,12 @@ struct AvDictionaryFree {
 using AvFramePtr = std::unique_ptr<AVFrame, AvFrameFree>;
 using AvPacketPtr = std::unique_ptr<AVPacket, AvPacketFree>;
 using AvCodecContextPtr = std::unique_ptr<AVCodecContext, AvCodecContextFree>;
+using AvCodecParametersPtr = std::unique_ptr<AVCodecParameters, AvCodecParametersFree>;
 using SwsContextPtr = std::unique_ptr<SwsContext, SwsContextFree>;
 using AvFormatContextPtr = std::unique_ptr<AVFormatContext, AvFormatContextFree>;
+using AvioContextPtr = std::unique_ptr<AVIOContext, AvioContextFree>;
 
 // "Invalid argument (-22)"
 std::string av_error_text(int code);
 
-}  // namespace pilogger::camera
+}  // namespace pilogger

@@ -1,6 +1,6 @@
 #include "av_util.hpp"
 
-namespace pilogger::camera {
+namespace pilogger {
 
 std::string av_error_text(int code) {
     char text[AV_ERROR_MAX_STRING_SIZE] = {};
@@ -8,4 +8,4 @@ std::string av_error_text(int code) {
     return std::string(text) + " (" + std::to_string(code) + ")";
 }
 
-}  // namespace pilogger::camera
+}  // namespace pilogger

@@ -1,5 +1,7 @@
 #include "camera_settings.hpp"
 
+#include "json_setting.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
@@ -11,13 +13,7 @@ namespace {
 
 template <typename T>
 T read(const nlohmann::json& j, const char* key, T fallback) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return fallback;
-    try {
-        return it->get<T>();
-    } catch (const nlohmann::json::exception&) {
-        throw std::invalid_argument(std::string("camera setting \"") + key + "\" has the wrong type");
-    }
+    return json_setting(j, key, fallback, "camera");
 }
 
 template <typename T>

@@ -1,5 +1,7 @@
 #include "eyetracker_settings.hpp"
 
+#include "json_setting.hpp"
+
 #include <stdexcept>
 
 namespace pilogger::neon {
@@ -7,13 +9,7 @@ namespace pilogger::neon {
 namespace {
 template <typename T>
 T read(const nlohmann::json& j, const char* key, T fallback) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return fallback;
-    try {
-        return it->get<T>();
-    } catch (const nlohmann::json::exception&) {
-        throw std::invalid_argument(std::string("eyetracker setting \"") + key + "\" has the wrong type");
-    }
+    return json_setting(j, key, fallback, "eyetracker");
 }
 }  // namespace
 

@@ -254,9 +254,8 @@ void RtspStream::on_rtp(std::string_view datagram) {
         return;
     }
     if (reorder_.count(extended) != 0) return;  // duplicate
-    if (extended != next_expected_ || !reorder_.empty()) {
-        if (extended < (reorder_.empty() ? extended : reorder_.rbegin()->first)) ++stats_.reordered;
-    }
+    // Older than a packet already waiting: it arrived out of order and goes back in its place.
+    if (!reorder_.empty() && extended < reorder_.rbegin()->first) ++stats_.reordered;
     reorder_[extended] = Buffered{std::string(datagram), now};
     drain_reorder(false);
 }

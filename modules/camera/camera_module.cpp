@@ -260,28 +260,11 @@ void CameraModule::on_recorder(RecorderEvent& e) {
                 return;
             }
             r.opened = true;
-            FileWriterOptions options;
-            options.mode = FileWriterOptions::Mode::CreateNew;
-            options.flush_interval_ms = 200;
-            options.sync_interval_ms = 1000;
-            r.csv = std::make_unique<AsyncFileWriter>(runtime_.loop(), r.csv_path, kFrameColumns, options,
-                                                      [this](const std::string& message) {
-                                                          last_error_ = message;
-                                                          runtime_.log("error", message);
-                                                      });
             runtime_.log("info", "recording trial " + std::to_string(r.info.trial) + " into " + r.video_path);
             r.start_reply.ok(json{{"video", r.video_path}, {"frames_csv", r.csv_path}});
             if (finishing_) continue_finish();
             return;
         }
-        case RecorderEvent::Kind::Row:
-            if (r.csv && r.csv->write_text(e.text)) {
-                ++r.rows;
-            } else {
-                ++r.rows_dropped;
-                ++csv_rows_dropped_;
-            }
-            return;
         case RecorderEvent::Kind::Failed:
             r.error = e.text;
             last_error_ = e.text;
@@ -307,27 +290,11 @@ void CameraModule::recording_closed(RecorderEvent& e) {
                 {"video_bytes", e.bytes},
                 {"dropped", pipeline_ ? pipeline_->router->stats(mono_ns()).trial_dropped : 0}};
     if (!r->error.empty()) result["error"] = r->error;
-    auto finished = [this, result] {
-        Reply reply = std::move(recording_->stop_reply);
-        runtime_.log("info", "closed " + recording_->video_path + " (" + std::to_string(result["frames"].get<uint64_t>()) +
-                                 " frames)");
-        recording_.reset();
-        reply.ok(result);
-        if (finishing_) continue_finish();
-    };
-    if (!r->csv) {
-        finished();
-        return;
-    }
-    // Every row is in the writer's queue by now (the rows came before this event): close after them.
-    r->csv->close([this, finished] {
-        if (recording_ && recording_->csv) {
-            FileWriterStats s = recording_->csv->stats();
-            csv_bytes_closed_ += s.bytes_written;
-            recording_->rows_dropped += s.rows_dropped;
-        }
-        finished();
-    });
+    Reply reply = std::move(r->stop_reply);
+    runtime_.log("info", "closed " + r->video_path + " (" + std::to_string(e.frames) + " frames)");
+    recording_.reset();
+    reply.ok(result);
+    if (finishing_) continue_finish();
 }
 
 // ---- snapshots ----
@@ -437,11 +404,8 @@ json CameraModule::stats() {
     s["queue_capacity"] = p.recorder->capacity();
     s["fps"] = r.fps;
     s["last_frame_mono_ns"] = r.last_frame_ns;
-    uint64_t csv_bytes = csv_bytes_closed_;
-    if (recording_ && recording_->csv) csv_bytes += recording_->csv->stats().bytes_written;
     s["video_bytes"] = e.bytes_written;
-    s["bytes_written"] = e.bytes_written + csv_bytes;
-    s["csv_rows_dropped"] = csv_rows_dropped_;
+    s["bytes_written"] = e.bytes_written + e.csv_bytes_written;
     if (recording_) {
         s["trial"] = recording_->info.trial;
         s["file"] = recording_->video_path;

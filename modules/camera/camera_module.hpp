@@ -1,11 +1,10 @@
 // The camera module: one process per camera. Capture (source thread) -> router -> encoder thread
-// (fragmented MP4) + per-frame CSV rows written by the event loop, preview in shared memory,
+// (fragmented MP4 and its frames CSV), preview in shared memory,
 // snapshots on the thread pool. Nothing here blocks the event loop: starting and stopping the
 // camera and joining threads run on libuv's thread pool.
 #pragma once
 
 #include "camera_settings.hpp"
-#include "csv_writer.hpp"
 #include "frame_router.hpp"
 #include "frame_source.hpp"
 #include "loop_queue.hpp"
@@ -60,9 +59,6 @@ private:
         bool stopping = false;
         Reply start_reply;
         Reply stop_reply;
-        std::unique_ptr<AsyncFileWriter> csv;
-        uint64_t rows = 0;
-        uint64_t rows_dropped = 0;
         std::string error;
     };
 
@@ -99,8 +95,6 @@ private:
     std::vector<Reply> snapshot_replies_;
     uint64_t snapshot_counter_ = 1;
     uint64_t snapshots_written_ = 0;
-    uint64_t csv_bytes_closed_ = 0;
-    uint64_t csv_rows_dropped_ = 0;
     std::string last_error_;
     std::function<void()> finish_done_;
     bool finishing_ = false;

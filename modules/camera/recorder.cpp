@@ -2,10 +2,10 @@
 
 #include "clock.hpp"
 #include "csv_writer.hpp"
+#include "output_file.hpp"
 #include "video_writer.hpp"
 
 #include <pthread.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -15,6 +15,7 @@ namespace pilogger::camera {
 namespace {
 // Wake at least this often to fdatasync the video while frames trickle in (or stop).
 constexpr auto kIdleWake = std::chrono::milliseconds(100);
+constexpr int64_t kSyncIntervalNs = 1'000'000'000;
 }  // namespace
 
 Recorder::Recorder(std::string camera_name, size_t max_frames, Post post)
@@ -69,6 +70,7 @@ Recorder::Stats Recorder::stats() const {
     }
     s.encoded = encoded_.load();
     s.bytes_written = bytes_.load();
+    s.csv_bytes_written = csv_bytes_.load();
     s.lost_after_error = lost_after_error_.load();
     return s;
 }
@@ -101,19 +103,37 @@ void Recorder::run() {
 void Recorder::periodic() {
     if (!writer_) return;
     try {
-        writer_->sync_if_due(mono_ns());
+        // The rows first: a synced frame always has its synced row.
+        const int64_t now = mono_ns();
+        frames_csv_->sync_if_due(now, kSyncIntervalNs);
+        writer_->sync_if_due(now, kSyncIntervalNs);
     } catch (const std::exception& e) {
         fail(e.what());
     }
 }
 
 void Recorder::fail(const std::string& message) {
-    // The file keeps every fragment written so far; later frames of this trial are lost.
+    // Both files keep what was written so far; later frames of this trial are lost.
     error_ = message;
-    if (writer_) closed_bytes_ += writer_->bytes_written();
-    writer_.reset();
+    release_files();
     post_(RecorderEvent{RecorderEvent::Kind::Failed, current_.generation, false, message, frame_index_,
                         0, last_pts_us_});
+}
+
+void Recorder::release_files() {
+    if (writer_) closed_bytes_ += writer_->bytes_written();
+    writer_.reset();
+    if (frames_csv_) {
+        closed_csv_bytes_ += frames_csv_->bytes_written();
+        try {
+            frames_csv_->close();
+        } catch (const std::exception& e) {
+            if (error_.empty()) error_ = e.what();
+        }
+    }
+    frames_csv_.reset();
+    bytes_ = closed_bytes_;
+    csv_bytes_ = closed_csv_bytes_;
 }
 
 void Recorder::handle(RecordingRequest& request) {
@@ -127,12 +147,14 @@ void Recorder::handle(RecordingRequest& request) {
     error_.clear();
     RecorderEvent event{RecorderEvent::Kind::Opened, current_.generation, true, {}, 0, 0, -1};
     try {
-        if (::access(current_.csv_path.c_str(), F_OK) == 0) {
-            throw std::runtime_error(current_.csv_path + " already exists; pilogger never overwrites a recording");
-        }
+        frames_csv_ = std::make_unique<OutputFile>(current_.csv_path);
+        frames_csv_->write(csv_header(kFrameColumns));
         writer_ = std::make_unique<VideoWriter>(current_.video_path, current_.width, current_.height,
                                                 current_.settings, current_.color);
     } catch (const std::exception& e) {
+        // A frames CSV made here without its video would only confuse: it goes again.
+        if (frames_csv_) remove_unused_file(current_.csv_path);
+        frames_csv_.reset();
         error_ = e.what();
         event.ok = false;
         event.text = error_;
@@ -176,7 +198,15 @@ void Recorder::handle(FrameItem& item) {
     }
     row.add(static_cast<uint64_t>(item.depth));
     ++frame_index_;
-    post_(RecorderEvent{RecorderEvent::Kind::Row, current_.generation, true, row.line(), 0, 0, pts_us});
+    // The row goes out before the next frame reaches the muxer, which is what writes this frame's
+    // fragment: a frame in the MP4 always has its row, even after kill -9.
+    try {
+        frames_csv_->write(row.line());
+    } catch (const std::exception& e) {
+        fail(e.what());
+        return;
+    }
+    csv_bytes_ = closed_csv_bytes_ + frames_csv_->bytes_written();
 }
 
 void Recorder::handle(CloseItem& item) {
@@ -189,10 +219,8 @@ void Recorder::handle(CloseItem& item) {
             error_ = e.what();
         }
         event.bytes = writer_->bytes_written();
-        closed_bytes_ += writer_->bytes_written();
-        bytes_ = closed_bytes_;
-        writer_.reset();
     }
+    release_files();
     if (!error_.empty()) {
         event.ok = false;
         event.text = error_;

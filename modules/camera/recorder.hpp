@@ -1,6 +1,7 @@
 // The encoder thread: a bounded queue of frames in front of the VideoWriter. The capture side only
-// ever takes a mutex for a push; a full queue refuses the frame (the caller counts the drop). One
-// CSV row per encoded frame goes back to the event loop, in order, through `post`.
+// ever takes a mutex for a push; a full queue refuses the frame (the caller counts the drop).
+// The thread also writes the frames CSV, one row as each frame goes to the encoder, so the rows
+// are never behind the video (a CSV written by the event loop could be, after a kill -9).
 #pragma once
 
 #include "camera_settings.hpp"
@@ -20,6 +21,7 @@
 
 namespace pilogger::camera {
 
+class OutputFile;
 class VideoWriter;
 
 inline const std::vector<std::string> kFrameColumns = {
@@ -28,7 +30,7 @@ inline const std::vector<std::string> kFrameColumns = {
 struct RecordingRequest {
     uint64_t generation = 0;
     std::string video_path;
-    std::string csv_path;  // written by the event loop; checked here so neither file is overwritten
+    std::string csv_path;
     int64_t start_at_ns = 0;
     int width = 0;
     int height = 0;
@@ -37,11 +39,11 @@ struct RecordingRequest {
 };
 
 struct RecorderEvent {
-    enum class Kind { Opened, Row, Failed, Closed };
-    Kind kind = Kind::Row;
+    enum class Kind { Opened, Failed, Closed };
+    Kind kind = Kind::Opened;
     uint64_t generation = 0;
     bool ok = true;
-    std::string text;  // Opened: error; Row: the CSV line; Failed/Closed: error
+    std::string text;  // the error, when not ok
     uint64_t frames = 0;
     uint64_t bytes = 0;
     int64_t last_pts_us = -1;
@@ -65,7 +67,8 @@ public:
 
     struct Stats {
         uint64_t encoded = 0;
-        uint64_t bytes_written = 0;
+        uint64_t bytes_written = 0;  // video
+        uint64_t csv_bytes_written = 0;
         uint64_t lost_after_error = 0;  // queued for a file that had failed
         size_t depth = 0;
         size_t max_depth = 0;
@@ -90,6 +93,8 @@ private:
     void handle(FrameItem& item);
     void handle(CloseItem& item);
     void fail(const std::string& message);
+    // Closes both files (each keeps what was written) and folds their sizes into the totals.
+    void release_files();
     void periodic();
 
     const std::string name_;
@@ -105,14 +110,17 @@ private:
 
     // Encoder thread only.
     std::unique_ptr<VideoWriter> writer_;
+    std::unique_ptr<OutputFile> frames_csv_;
     RecordingRequest current_;
     uint64_t frame_index_ = 0;
     int64_t last_pts_us_ = -1;
     std::string error_;
     uint64_t closed_bytes_ = 0;
+    uint64_t closed_csv_bytes_ = 0;
 
     std::atomic<uint64_t> encoded_{0};
     std::atomic<uint64_t> bytes_{0};
+    std::atomic<uint64_t> csv_bytes_{0};
     std::atomic<uint64_t> lost_after_error_{0};
     std::thread thread_;
 };

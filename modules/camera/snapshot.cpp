@@ -2,12 +2,8 @@
 
 #include "av_util.hpp"
 #include "clock.hpp"
+#include "output_file.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <stdexcept>
 
 namespace pilogger::camera {
@@ -68,25 +64,10 @@ std::string write_snapshot(const Frame& frame, const std::string& dir, const std
     const std::string stamp = format_utc_compact(realtime_ns);
     for (int attempt = 0; attempt < 1000; ++attempt) {
         std::string path = dir + "/snapshot_" + stamp + "_" + std::to_string(counter++) + "." + format;
-        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0 && errno == EEXIST) continue;
-        if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
-        size_t done = 0;
-        while (done < bytes.size()) {
-            ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                int e = errno;
-                ::close(fd);
-                throw std::runtime_error("cannot write " + path + ": " + std::strerror(e));
-            }
-            done += static_cast<size_t>(n);
-        }
-        int synced = ::fdatasync(fd);
-        int sync_errno = errno;
-        if (::close(fd) < 0 || synced < 0) {
-            throw std::runtime_error("cannot finish " + path + ": " + std::strerror(synced < 0 ? sync_errno : errno));
-        }
+        std::unique_ptr<OutputFile> file = OutputFile::create_if_free(path);
+        if (!file) continue;
+        file->write(bytes.data(), bytes.size());
+        file->close();
         return path;
     }
     throw std::runtime_error("no free snapshot name in " + dir);

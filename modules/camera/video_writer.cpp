@@ -63,17 +63,8 @@ void VideoWriter::AvioFree::operator()(AVIOContext* io) const {
 
 VideoWriter::VideoWriter(std::string path, int width, int height, const CameraSettings& settings,
                          const ColorInfo& color)
-    : path_(std::move(path)) {
+    : path_(std::move(path)), file_(path_) {
     frame_period_us_ = std::max<int64_t>(1, std::llround(1e6 / settings.fps));
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-        int e = errno;
-        if (e == EEXIST) {
-            throw std::runtime_error(path_ + " already exists; pilogger never overwrites a recording");
-        }
-        throw std::runtime_error("cannot create " + path_ + ": " + std::strerror(e));
-    }
-    last_sync_ns_ = mono_ns();
     try {
         open_encoder(width, height, settings, color);
         open_muxer(settings);
@@ -81,18 +72,15 @@ VideoWriter::VideoWriter(std::string path, int width, int height, const CameraSe
         av_dict_free(&muxer_options_);
         format_.reset();
         io_.reset();
-        ::close(fd_);
-        fd_ = -1;
         throw;
     }
 }
 
 VideoWriter::~VideoWriter() {
     av_dict_free(&muxer_options_);
-    // The format context never owns the custom AVIOContext; free it first, then the I/O, then the fd.
+    // The format context never owns the custom AVIOContext: free it first, then the I/O.
     format_.reset();
     io_.reset();
-    if (fd_ >= 0) ::close(fd_);
 }
 
 void VideoWriter::fail(const std::string& what, int av_code) {
@@ -211,18 +199,10 @@ void VideoWriter::write_header(const AVPacket* first_packet) {
 
 int VideoWriter::write_callback(void* opaque, IoBuffer buf, int size) {
     auto* self = static_cast<VideoWriter*>(opaque);
-    size_t done = 0;
-    while (done < static_cast<size_t>(size)) {
-        ssize_t n = ::write(self->fd_, buf + done, static_cast<size_t>(size) - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            self->write_errno_ = errno;
-            return AVERROR(errno);
-        }
-        done += static_cast<size_t>(n);
+    if (int e = self->file_.try_write(buf, static_cast<size_t>(size)); e != 0) {
+        self->write_errno_ = e;
+        return AVERROR(e);
     }
-    self->bytes_ += done;
-    self->dirty_ = true;
     return size;
 }
 
@@ -230,10 +210,10 @@ int64_t VideoWriter::seek_callback(void* opaque, int64_t offset, int whence) {
     auto* self = static_cast<VideoWriter*>(opaque);
     if (whence == AVSEEK_SIZE) {
         struct stat st {};
-        if (fstat(self->fd_, &st) < 0) return AVERROR(errno);
+        if (fstat(self->file_.fd(), &st) < 0) return AVERROR(errno);
         return st.st_size;
     }
-    off_t pos = ::lseek(self->fd_, static_cast<off_t>(offset), whence & ~AVSEEK_FORCE);
+    off_t pos = ::lseek(self->file_.fd(), static_cast<off_t>(offset), whence & ~AVSEEK_FORCE);
     return pos < 0 ? AVERROR(errno) : pos;
 }
 
@@ -301,18 +281,11 @@ void VideoWriter::finish() {
     if (rc < 0) fail("writing the MP4 trailer failed", rc);
     avio_flush(io_.get());
     if (write_errno_ != 0) fail("writing failed", 0);
-    if (::fdatasync(fd_) < 0) throw std::runtime_error(path_ + ": fdatasync failed: " + std::strerror(errno));
-    dirty_ = false;
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) < 0) throw std::runtime_error(path_ + ": close failed: " + std::strerror(errno));
+    file_.close();
 }
 
 void VideoWriter::sync_if_due(int64_t now_ns, int64_t interval_ns) {
-    if (!dirty_ || fd_ < 0 || now_ns - last_sync_ns_ < interval_ns) return;
-    if (::fdatasync(fd_) < 0) throw std::runtime_error(path_ + ": fdatasync failed: " + std::strerror(errno));
-    dirty_ = false;
-    last_sync_ns_ = now_ns;
+    file_.sync_if_due(now_ns, interval_ns);
 }
 
 }  // namespace pilogger::camera

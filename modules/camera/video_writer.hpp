@@ -8,6 +8,7 @@
 #include "av_util.hpp"
 #include "camera_settings.hpp"
 #include "frame.hpp"
+#include "output_file.hpp"
 
 #include <cstdint>
 #include <string>
@@ -32,7 +33,7 @@ public:
     void sync_if_due(int64_t now_ns, int64_t interval_ns = 1'000'000'000);
 
     const std::string& path() const { return path_; }
-    uint64_t bytes_written() const { return bytes_; }
+    uint64_t bytes_written() const { return file_.bytes_written(); }
     uint64_t packets_written() const { return packets_; }
     const std::string& encoder_name() const { return encoder_name_; }
 
@@ -56,7 +57,8 @@ private:
     [[noreturn]] void fail(const std::string& what, int av_code);
 
     std::string path_;
-    int fd_ = -1;
+    // Declared before the FFmpeg contexts so that it is destroyed (closed) after them.
+    OutputFile file_;
     std::string encoder_name_;
     AvCodecContextPtr codec_;
     std::unique_ptr<AVIOContext, AvioFree> io_;
@@ -68,10 +70,7 @@ private:
     bool finished_ = false;
     int64_t frame_period_us_ = 0;
     int64_t last_pts_us_ = -1;
-    uint64_t bytes_ = 0;
     uint64_t packets_ = 0;
-    bool dirty_ = false;
-    int64_t last_sync_ns_ = 0;
     int write_errno_ = 0;
 };
 

@@ -220,7 +220,7 @@ TEST_CASE("video writer: a file cut short keeps its complete fragments") {
     CHECK(packets.size() == 90);
 }
 
-TEST_CASE("recorder: one CSV row per encoded frame, in order, then the closed file") {
+TEST_CASE("recorder: one CSV row per encoded frame, in order, in the frames CSV beside the video") {
     test::TempDir dir;
     std::mutex m;
     std::condition_variable cv;
@@ -263,21 +263,22 @@ TEST_CASE("recorder: one CSV row per encoded frame, in order, then the closed fi
     }));
     REQUIRE(events.front().kind == RecorderEvent::Kind::Opened);
     CHECK(events.front().ok);
+    // The file the recorder thread wrote: the header, then one row per frame.
     std::vector<std::vector<std::string>> rows;
-    for (const auto& e : events) {
-        if (e.kind != RecorderEvent::Kind::Row) continue;
-        std::vector<std::string> fields;
-        std::string field;
-        for (char c : e.text) {
-            if (c == ',' || c == '\n') {
-                fields.push_back(field);
-                field.clear();
-            } else {
-                field.push_back(c);
-            }
+    std::string field;
+    std::vector<std::string> fields;
+    for (char c : test::read_file(request.csv_path)) {
+        if (c == ',' || c == '\n') {
+            fields.push_back(field);
+            field.clear();
+            if (c == '\n') rows.push_back(std::exchange(fields, {}));
+        } else {
+            field.push_back(c);
         }
-        rows.push_back(fields);
     }
+    REQUIRE(!rows.empty());
+    CHECK(rows.front() == kFrameColumns);
+    rows.erase(rows.begin());
     REQUIRE(rows.size() == static_cast<size_t>(pushed));
     CHECK(events.back().frames == static_cast<uint64_t>(pushed));
     CHECK(events.back().ok);
@@ -323,6 +324,34 @@ TEST_CASE("recorder: an existing file is refused, never overwritten") {
     CHECK(events[0].text.find("trial_002_frames.csv already exists") != std::string::npos);
     CHECK(test::read_file(dir.file("trial_002_frames.csv")) == "precious\n");
     CHECK_FALSE(std::filesystem::exists(dir.file("trial_002.mp4")));
+}
+
+TEST_CASE("recorder: an existing video is refused, and no frames CSV is left without it") {
+    test::TempDir dir;
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<RecorderEvent> events;
+    { std::ofstream(dir.file("trial_003.mp4")) << "precious\n"; }
+    Recorder recorder("camtest", 4, [&](RecorderEvent&& e) {
+        std::lock_guard lock(m);
+        events.push_back(std::move(e));
+        cv.notify_all();
+    });
+    RecordingRequest request;
+    request.generation = 8;
+    request.video_path = dir.file("trial_003.mp4");
+    request.csv_path = dir.file("trial_003_frames.csv");
+    request.width = 320;
+    request.height = 240;
+    request.settings.width = 320;
+    request.settings.height = 240;
+    recorder.open(request);
+    std::unique_lock lock(m);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !events.empty(); }));
+    CHECK_FALSE(events[0].ok);
+    CHECK(events[0].text.find("trial_003.mp4 already exists") != std::string::npos);
+    CHECK(test::read_file(dir.file("trial_003.mp4")) == "precious\n");
+    CHECK_FALSE(std::filesystem::exists(dir.file("trial_003_frames.csv")));
 }
 
 TEST_CASE("preview: seqlocked frames in shared memory, removed at the end") {

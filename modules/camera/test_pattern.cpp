@@ -265,7 +265,9 @@ private:
             frame->sensor_ns = due;  // the scheduled instant, CLOCK_MONOTONIC
             frame->time_ns = due;
             frame->exposure_us = -1;
-            frame->mono_ns = mono_ns();  // when the frame was really ready
+            // The frame's instant on the host clock, as libcamera's mapped SensorTimestamp is: the
+            // painted image shows `due`, however late this thread woke to paint it.
+            frame->mono_ns = due;
             ++frames_made_;
             sink_->on_frame(std::move(frame));
             ++k;

@@ -104,8 +104,9 @@ class DemoCameras(unittest.TestCase):
                 self.assertLess(sensor[-1], trial_stop)
                 self.assertGreaterEqual(sensor[-1], trial_stop - 34_000_000)
                 self.assertEqual(pts, [(s - trial_start) // 1000 for s in sensor])
-                mono = [int(x["mono_ns"]) for x in rows]
-                self.assertTrue(all(0 <= m - s < 200_000_000 for m, s in zip(mono, sensor)))
+                # The test pattern's frame instant is already on CLOCK_MONOTONIC: mono_ns is that
+                # instant (as for libcamera's mapped sensor time), not when the thread got round to it.
+                self.assertEqual([int(x["mono_ns"]) for x in rows], sensor)
                 self.assertTrue(all(int(x["queue_depth"]) >= 1 for x in rows))
                 for x in rows[:3]:
                     self.assertRegex(x["wall_time_utc"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

@@ -223,6 +223,7 @@ nlohmann::json eyetracker_settings(YamlMap& m) {
     s["device_name"] = m.string("device_name", "");
     s["scene"] = m.boolean("scene", true);
     s["overlay"] = m.boolean("overlay", false);
+    s["damaged_frames"] = m.choice("damaged_frames", "keep", {"keep", "drop"});
     s["neon_recording"] = m.boolean("neon_recording", false);
     s["trial_events"] = m.boolean("trial_events", true);
     s["time_echo_interval_s"] = m.integer("time_echo_interval_s", 10, 1, 3600);

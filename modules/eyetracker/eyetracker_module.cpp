@@ -34,7 +34,7 @@ const std::vector<std::string> kEventColumns = {
     "start_x_px", "start_y_px", "end_x_px", "end_y_px", "mean_x_px", "mean_y_px",
     "amplitude_px", "amplitude_deg", "mean_velocity_px_s", "max_velocity_px_s"};
 
-const std::vector<std::string> kFrameColumns = {"frame_index", "device_time_ns", "mono_ns", "pts_us"};
+const std::vector<std::string> kFrameColumns = {"frame_index", "device_time_ns", "mono_ns", "pts_us", "intact"};
 
 const std::vector<std::string> kTimeEchoColumns = {
     "mono_ns", "burst", "host_unix_ms", "phone_unix_ms", "rtt_us", "offset_ms", "device_minus_mono_ns",
@@ -421,10 +421,14 @@ void EyetrackerModule::close_files(std::unique_ptr<TrialFiles> files, std::funct
     };
     if (shared->scene) {
         SceneWriter* scene = shared->scene.get();
-        uint64_t dropped_before_stop = scene->frames_dropped();
+        const uint64_t dropped_before_stop = scene->frames_dropped();
+        const uint64_t damaged_before_stop = scene->frames_damaged();
         scene_dropped_closed_ += dropped_before_stop;
-        scene->stop([this, shared, close_writers, dropped_before_stop](bool ok, const std::string& message) {
+        scene_damaged_closed_ += damaged_before_stop;
+        scene->stop([this, shared, close_writers, dropped_before_stop, damaged_before_stop](bool ok,
+                                                                                          const std::string& message) {
             scene_dropped_closed_ += shared->scene->frames_dropped() - dropped_before_stop;
+            scene_damaged_closed_ += shared->scene->frames_damaged() - damaged_before_stop;
             if (!ok) runtime_.log("warning", "scene video " + shared->scene->output_path() + ": " + message);
             close_writers();
         });
@@ -581,15 +585,17 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
         options.rtp_clock_rate = device_->scene_clock_rate();
         options.parameter_sets_annexb = device_->scene_parameter_sets();
         options.overlay = settings_.overlay;
+        options.keep_damaged = settings_.damaged_frames == "keep";
         // Raw 1600x1200 frames are 2.9 MB: room for ~2 s while ffmpeg and x264 start up.
         if (options.overlay) options.max_pipe_bytes = 192u << 20;
         options.overlay_preset = settings_.overlay_preset;
         options.overlay_crf = settings_.overlay_crf;
         SceneWriter::Callbacks callbacks;
         TrialFiles* target = &files;
-        callbacks.frame_written = [this, target](uint64_t index, int64_t pts_us, const SceneFrameTimes& times) {
+        callbacks.frame_written = [this, target](uint64_t index, int64_t pts_us, const SceneFrameTimes& times,
+                                                 bool intact) {
             CsvRow row;
-            row.add(index).add(times.device_time_ns).add(times.mono_ns).add(pts_us);
+            row.add(index).add(times.device_time_ns).add(times.mono_ns).add(pts_us).add(intact ? 1 : 0);
             if (target->frames->write_row(row)) {
                 ++target->frame_rows;
             } else {
@@ -673,6 +679,7 @@ json EyetrackerModule::stats() {
     json out = device_ ? device_->stats() : json{{"connected", false}};
     out["rate_hz"] = out.value("gaze_rate_hz", 0.0);
     uint64_t scene_dropped = scene_dropped_closed_;
+    uint64_t scene_damaged = scene_damaged_closed_;
     if (trial_ && trial_->files) {
         const TrialFiles& f = *trial_->files;
         out["gaze_rows"] = f.gaze_rows;
@@ -681,10 +688,12 @@ json EyetrackerModule::stats() {
         out["frames"] = f.frame_rows;
         if (f.scene) {
             scene_dropped += f.scene->frames_dropped();
+            scene_damaged += f.scene->frames_damaged();
             out["scene_pipe_bytes"] = f.scene->pipe_bytes();
         }
     }
     out["scene_frames_dropped"] = scene_dropped;
+    out["scene_frames_damaged"] = scene_damaged;
     out["drops"] = rows_dropped_ + scene_dropped;
     // The name may carry a pid suffix when another live process held the usual one.
     out["preview_shm"] = preview_ ? preview_->name() : "";

@@ -30,6 +30,7 @@ EyetrackerSettings EyetrackerSettings::from_json(const nlohmann::json& j) {
     s.device_name = read(j, "device_name", s.device_name);
     s.scene = read(j, "scene", s.scene);
     s.overlay = read(j, "overlay", s.overlay);
+    s.damaged_frames = read(j, "damaged_frames", s.damaged_frames);
     s.neon_recording = read(j, "neon_recording", s.neon_recording);
     s.trial_events = read(j, "trial_events", s.trial_events);
     s.time_echo_interval_s = read(j, "time_echo_interval_s", s.time_echo_interval_s);
@@ -58,6 +59,9 @@ EyetrackerSettings EyetrackerSettings::from_json(const nlohmann::json& j) {
     }
     if (s.preview_fps <= 0 || s.preview_fps > 30) {
         throw std::invalid_argument("eyetracker setting \"preview_fps\" is out of range (0..30]");
+    }
+    if (s.damaged_frames != "keep" && s.damaged_frames != "drop") {
+        throw std::invalid_argument("eyetracker setting \"damaged_frames\" must be keep or drop");
     }
     if (s.overlay_crf < 0 || s.overlay_crf > 51) {
         throw std::invalid_argument("eyetracker setting \"overlay_crf\" is out of range (0..51)");

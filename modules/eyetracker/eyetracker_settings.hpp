@@ -15,6 +15,7 @@ struct EyetrackerSettings {
     std::string device_name;          // with auto: pick this phone when several answer
     bool scene = true;
     bool overlay = false;
+    std::string damaged_frames = "keep";  // a scene frame with lost packets: "keep" (concealed) or "drop"
     bool neon_recording = false;
     bool trial_events = true;
     int time_echo_interval_s = 10;

@@ -34,7 +34,7 @@ void H264Depacketizer::push(std::span<const uint8_t> payload, uint32_t rtp_times
         current_.damaged = true;
         if (in_fragment_ && !fragment_.empty()) {
             ++fragments_lost_;
-            fragment_.clear();  // in_fragment_ stays set: the NAL's remaining fragments are dropped
+            keep_truncated_fragment();  // in_fragment_ stays set: the NAL's remaining fragments are dropped
         }
     }
     if (have_current_ && rtp_timestamp != current_.rtp_timestamp) emit();
@@ -148,9 +148,11 @@ void H264Depacketizer::emit() {
     if (!have_current_) return;
     if (in_fragment_) {
         // The access unit ended inside an FU-A NAL: its end fragment never came.
-        if (!fragment_.empty()) ++fragments_lost_;
+        if (!fragment_.empty()) {
+            ++fragments_lost_;
+            keep_truncated_fragment();
+        }
         current_.damaged = true;
-        fragment_.clear();
         in_fragment_ = false;
     }
     current_.has_sps_pps = saw_sps_ && saw_pps_;
@@ -160,6 +162,13 @@ void H264Depacketizer::emit() {
     current_ = AccessUnit{};
     have_current_ = false;
     saw_sps_ = saw_pps_ = false;
+}
+
+void H264Depacketizer::keep_truncated_fragment() {
+    // The NAL up to its first lost fragment: a decoder uses the macroblocks it holds and conceals
+    // the rest, where dropping it would lose the whole picture (often the frame's only slice).
+    if (fragment_.size() > 1) append_nal(as_bytes(fragment_));
+    fragment_.clear();
 }
 
 void H264Depacketizer::append_nal(std::span<const uint8_t> nal) {

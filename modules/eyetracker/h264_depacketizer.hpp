@@ -1,7 +1,8 @@
 // RFC 6184 H.264 depacketizer: single NAL units (types 1-23), STAP-A (24) and FU-A (28) into
 // Annex B access units. An access unit ends at the marker bit or when the RTP timestamp changes.
-// A lost FU-A fragment (sequence gap) discards the NAL being assembled and marks the access unit
-// damaged, so the writer can skip to the next keyframe instead of muxing garbage.
+// A lost FU-A fragment (sequence gap) ends the NAL being assembled where the loss begins (its later
+// fragments are dropped) and marks the access unit damaged: the writer either keeps it for the
+// decoder to conceal or skips to the next keyframe.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,7 @@ public:
 private:
     void emit();
     void append_nal(std::span<const uint8_t> nal);
+    void keep_truncated_fragment();
 
     Output output_;
     size_t max_bytes_;

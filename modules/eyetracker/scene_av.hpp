@@ -45,6 +45,13 @@ void for_each_nal(std::string_view annexb, Fn&& fn, bool before_first_slice = fa
     }
 }
 
+// Whether an Annex B buffer holds a slice (NAL types 1-5): some of a picture.
+inline bool has_slice(std::string_view annexb) {
+    bool found = false;
+    for_each_nal(annexb, [&](uint8_t type, std::string_view) { found = found || (type >= 1 && type <= 5); });
+    return found;
+}
+
 // The SPS (7) and PPS (8) NAL units of an Annex B buffer, each after 00 00 00 01.
 inline std::string parameter_sets_of(std::string_view annexb) {
     std::string sets;

@@ -325,6 +325,7 @@ struct WorkerOutput {
     bool frame = false;        // the bytes end with this frame:
     int64_t pts = 0;           //   RTP clock ticks from the file's first frame
     SceneFrameTimes times;
+    bool intact = true;
     std::string warning;       // for the module log
     std::string fatal;         // the overlay cannot go on (muxer or scaler failure)
     bool final = false;        // the trailer: nothing more will come
@@ -334,6 +335,7 @@ struct WorkItem {
     AccessUnit unit;
     int64_t pts = 0;
     SceneFrameTimes times;
+    bool intact = true;
     Gaze gaze;
     bool finish = false;
 };
@@ -383,6 +385,7 @@ private:
     struct Pending {
         int64_t pts;
         SceneFrameTimes times;
+        bool intact;
         Gaze gaze;
     };
 
@@ -420,7 +423,7 @@ private:
         if (!packet) throw std::runtime_error(context_ + ": out of memory for a packet");
         packet->pts = packet->dts = item.pts;
         if (item.unit.keyframe) packet->flags |= AV_PKT_FLAG_KEY;
-        pending_.push_back({item.pts, item.times, item.gaze});
+        pending_.push_back({item.pts, item.times, item.intact, item.gaze});
         const int rc = avcodec_send_packet(decoder_.get(), packet.get());
         if (rc < 0) {
             pending_.pop_back();
@@ -527,6 +530,7 @@ private:
         out.frame = true;
         out.pts = p.pts;
         out.times = p.times;
+        out.intact = p.intact;
         in_flight += out.bytes.size();
         outputs_.post(std::move(out));
     }
@@ -713,8 +717,17 @@ struct SceneWriter::Impl {
         const int64_t at = unwrap(unit.rtp_timestamp);
         if (worker) note_pipe_level();
         if (stop_requested || failed || !process || !process->running() || fatal) return drop(false);
-        if (unit.damaged) return drop(true);
+        // A frame with lost packets, and every frame after it up to a whole keyframe, may show
+        // artefacts where the decoder conceals what is missing.
+        if (unit.damaged) {
+            chain_intact = false;
+            if (!options.keep_damaged) return drop(true);
+            if (!has_slice(unit.annexb)) return drop(false);  // nothing of the picture came
+        } else if (unit.keyframe) {
+            chain_intact = true;
+        }
         if (need_keyframe && !unit.keyframe) return drop(false);
+        const bool intact = chain_intact;
         const int64_t pts = have_first ? at - first_position : 0;
         if (have_first && pts <= last_pts) {
             warn_once(said_non_increasing, options.output_path + ": a frame's RTP timestamp does not increase (" +
@@ -739,6 +752,7 @@ struct SceneWriter::Impl {
             item.unit = std::move(unit);
             item.pts = pts;
             item.times = times;
+            item.intact = intact;
             item.gaze = gaze;
             if (!worker->push(std::move(item))) {
                 warn_once(said_worker_behind, options.output_path + ": the overlay decoder falls behind; dropping frames "
@@ -768,7 +782,7 @@ struct SceneWriter::Impl {
             first_position = at;
         }
         last_pts = pts;
-        if (!options.overlay) frame_reached_pipe(pts, times);
+        if (!options.overlay) frame_reached_pipe(pts, times, intact);
         return true;
     }
 
@@ -797,9 +811,10 @@ struct SceneWriter::Impl {
         return (pts * 1'000'000 + rate / 2) / rate;
     }
 
-    void frame_reached_pipe(int64_t pts, const SceneFrameTimes& times) {
+    void frame_reached_pipe(int64_t pts, const SceneFrameTimes& times, bool intact) {
         const uint64_t index = written++;
-        if (callbacks.frame_written) callbacks.frame_written(index, pts_us(pts), times);
+        if (!intact) ++written_damaged;
+        if (callbacks.frame_written) callbacks.frame_written(index, pts_us(pts), times, intact);
     }
 
     void note_pipe_level() {
@@ -823,7 +838,7 @@ struct SceneWriter::Impl {
         note_pipe_level();
         if (out.frame) {
             if (sent) {
-                frame_reached_pipe(out.pts, out.times);
+                frame_reached_pipe(out.pts, out.times, out.intact);
             } else {
                 ++dropped;
             }
@@ -1015,12 +1030,14 @@ struct SceneWriter::Impl {
     int64_t last_pts = -1;
 
     bool need_keyframe = true;
+    bool chain_intact = true;  // no loss since the last whole keyframe
     bool parameter_sets_sent = false;
     bool said_non_increasing = false;
     bool said_no_parameter_sets = false;
     bool said_worker_behind = false;
 
     uint64_t written = 0;
+    uint64_t written_damaged = 0;
     uint64_t dropped = 0;
     size_t pipe_max = 0;
 
@@ -1056,6 +1073,8 @@ void SceneWriter::stop(std::function<void(bool ok, const std::string& message)> 
 uint64_t SceneWriter::frames_written() const { return impl_->written; }
 
 uint64_t SceneWriter::frames_dropped() const { return impl_->total_dropped(); }
+
+uint64_t SceneWriter::frames_damaged() const { return impl_->written_damaged; }
 
 size_t SceneWriter::pipe_bytes() const { return impl_->stdin_pipe ? impl_->stdin_pipe->write_queue_bytes() : 0; }
 

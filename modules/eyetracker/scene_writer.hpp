@@ -6,6 +6,8 @@
 //                raw frames go to ffmpeg, which encodes them with libx264.
 // The pipe is never allowed to block the loop: when more than max_pipe_bytes wait in it, the frame
 // is dropped and counted (copy mode then skips to the next keyframe so the file stays decodable).
+// A frame with lost packets is kept as far as it came (keep_damaged; the decoder conceals the
+// rest) and reported not intact, as is every frame after it until a whole keyframe.
 // ffmpeg is watched like any child: its stderr goes to the module log, its exit is reported, and
 // stop() closes stdin, then sends SIGTERM and finally SIGKILL if it does not finish in time.
 #pragma once
@@ -26,6 +28,7 @@ struct SceneWriterOptions {
     uint32_t rtp_clock_rate = 90000;     // the video track's rtpmap clock rate: pts time base
     std::string parameter_sets_annexb;   // SPS/PPS from the SDP, put before the first keyframe
     bool overlay = false;
+    bool keep_damaged = true;            // false: drop a damaged frame and skip to the next keyframe
     std::string overlay_preset = "ultrafast";
     int overlay_crf = 23;
     size_t max_pipe_bytes = 64u << 20;
@@ -42,8 +45,9 @@ class SceneWriter {
 public:
     struct Callbacks {
         // Loop thread, in frame order: the frame went into the pipe as frame `index` (0-based
-        // within this file) with this pts (µs from the file's first frame).
-        std::function<void(uint64_t index, int64_t pts_us, const SceneFrameTimes& times)> frame_written;
+        // within this file) with this pts (µs from the file's first frame). Not intact: packets of
+        // this frame or of one it depends on (since the last keyframe) were lost.
+        std::function<void(uint64_t index, int64_t pts_us, const SceneFrameTimes& times, bool intact)> frame_written;
         // A human-readable line for the module log (ffmpeg's stderr lines, warnings).
         std::function<void(const std::string& level, const std::string& line)> log;
         // ffmpeg exited on its own before stop() (crash, kill): the file holds what was written.
@@ -57,8 +61,8 @@ public:
     SceneWriter(const SceneWriter&) = delete;
     SceneWriter& operator=(const SceneWriter&) = delete;
 
-    // Loop thread. False when the frame was dropped (pipe full, waiting for a keyframe, damaged,
-    // stopped). Frames arrive in RTP order; pts come from (rtp_timestamp - first) / clock rate.
+    // Loop thread. False when the frame was dropped (pipe full, waiting for a keyframe, nothing of
+    // it arrived, damaged without keep_damaged, stopped). Frames arrive in RTP order; pts come from (rtp_timestamp - first) / clock rate.
     bool write(AccessUnit&& unit, const SceneFrameTimes& times);
     // Overlay mode: the gaze point drawn into frames from now on (scene pixels); none = no marker.
     void set_gaze(float x_px, float y_px, bool valid);
@@ -69,6 +73,7 @@ public:
 
     uint64_t frames_written() const;
     uint64_t frames_dropped() const;
+    uint64_t frames_damaged() const;     // written, not intact
     size_t pipe_bytes() const;           // queued in the pipe right now
     size_t pipe_bytes_max() const;       // high-water mark
     int ffmpeg_pid() const;              // 0 when not running

@@ -165,10 +165,30 @@ class TwentySeconds(EyetrackerCase):
         self.assertEqual(decoded, len(frames))
         self.assertEqual(pts, [int(x["pts_us"]) for x in frames])
         self.assertEqual([int(x["frame_index"]) for x in frames], list(range(len(frames))))
-        # 30 fps for 20 s; a frame with a lost packet (0.5 % of them here) is dropped, and so is
-        # everything after it until the next keyframe: the file never holds a broken frame.
-        self.assertGreater(len(frames), 20 * 30 * 0.2)
-        print(f"scene: {len(frames)} frames in the MP4 and its CSV", file=sys.stderr)
+        # 30 fps for 20 s with 0.5 % of packets lost: a frame that lost packets is kept as far as
+        # it came (the decoder conceals the rest) and marked not intact, as is every frame after it
+        # up to the next whole keyframe. Only a frame of which no slice data came is missing.
+        truth = {o["device_ns"]: o for o in self.sim.truth("frame")}
+        window = [o for o in truth.values() if start <= o["mono_ns"] < stop]
+        self.assertAlmostEqual(len(window), 600, delta=6)
+        rows_by_device = {}
+        for x in frames:
+            d = int(x["device_time_ns"])
+            nearest = min(truth, key=lambda k: abs(k - d)) if d not in truth else d
+            self.assertLess(abs(nearest - d), 100_000, "a frame row that matches no sent frame")
+            rows_by_device[nearest] = x
+        whole = [o for o in window if o["sent"]]
+        self.assertEqual([o["device_ns"] for o in whole if o["device_ns"] not in rows_by_device], [],
+                         "every frame that arrived whole is in the video")
+        damaged = [o for o in window if not o["sent"]]
+        self.assertGreater(len(damaged), 0, "0.5 % loss damaged some frames")
+        for o in damaged:
+            if o["device_ns"] in rows_by_device:
+                self.assertEqual(rows_by_device[o["device_ns"]]["intact"], "0")
+        intact = sum(x["intact"] == "1" for x in frames)
+        self.assertTrue(all(x["intact"] in ("0", "1") for x in frames))
+        print(f"scene: {len(frames)} frames in the MP4 and its CSV for {len(window)} sent in the trial "
+              f"({len(damaged)} lost packets; {intact} rows intact)", file=sys.stderr)
         self.check_mapping(frames, "frame")
 
         # The Neon received the trial's start and stop at their instants on its own clock.

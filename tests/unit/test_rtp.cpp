@@ -654,16 +654,16 @@ TEST_CASE("h264: STAP-A and FU-A rebuild the NAL units") {
     CHECK(c.depacketizer.malformed() == 0);
 }
 
-TEST_CASE("h264: a lost middle fragment drops that NAL and damages the access unit") {
+TEST_CASE("h264: a lost middle fragment cuts that NAL short and damages the access unit") {
     Collector c;
     c.push(stap_a({kSps, kPps}), 1000);
     c.push(fu_a(5, true, false, {0x01}), 1000);
-    // fragment 2 of 3 lost
+    // fragment 2 of 3 lost: the IDR keeps what came before the loss, the decoder conceals the rest
     c.push(fu_a(5, false, true, {0x03}), 1000, true, /*gap=*/true);
     REQUIRE(c.units.size() == 1);
     CHECK(c.units[0].damaged);
-    CHECK(c.units[0].annexb == annexb({kSps, kPps}));  // the IDR is gone
-    CHECK_FALSE(c.units[0].keyframe);
+    CHECK(c.units[0].annexb == annexb({kSps, kPps, {0x65, 0x01}}));
+    CHECK(c.units[0].keyframe);
     CHECK(c.depacketizer.fragments_lost() == 1);
 
     // The next access unit is clean again.
@@ -680,9 +680,18 @@ TEST_CASE("h264: a lost middle fragment drops that NAL and damages the access un
         c.push(kSlice, 7000, true);  // a later NAL of the same access unit survives
         REQUIRE(c.units.size() == 3);
         CHECK(c.units[2].damaged);
-        CHECK(c.units[2].annexb == annexb({kSlice}));
+        CHECK(c.units[2].annexb == annexb({{0x61, 0x01}, kSlice}));
         CHECK(c.depacketizer.fragments_lost() == 2);
         CHECK(c.depacketizer.malformed() == 0);
+    }
+    SUBCASE("the access unit ends before the NAL's end fragment: the NAL is kept as far as it came") {
+        c.push(fu_a(1, true, false, {0x01, 0x02}), 7000);
+        c.push(kSlice, 8000, true, true);  // the end fragment and the marker packet were lost
+        REQUIRE(c.units.size() == 4);
+        CHECK(c.units[2].damaged);
+        CHECK(c.units[2].annexb == annexb({{0x61, 0x01, 0x02}}));
+        CHECK(c.units[3].damaged);
+        CHECK(c.units[3].annexb == annexb({kSlice}));
     }
     SUBCASE("a lost start fragment: the continuations are orphans") {
         c.push(fu_a(1, false, false, {0x02}), 7000, false, true);
@@ -724,7 +733,7 @@ TEST_CASE("h264: access units end at the marker or when the timestamp changes") 
         REQUIRE(c.units.size() == 5);
         CHECK(c.units[3].rtp_timestamp == 400);
         CHECK(c.units[3].damaged);
-        CHECK(c.units[3].annexb.empty());
+        CHECK(c.units[3].annexb == annexb({{0x65, 0x01}}));  // as far as it came
         CHECK_FALSE(c.units[4].damaged);
         CHECK(c.depacketizer.fragments_lost() == 1);
     }

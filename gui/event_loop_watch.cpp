@@ -7,6 +7,7 @@
 #include <QMetaEnum>
 
 #include <execinfo.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -33,6 +34,22 @@ qint64 threadCpuNs() {
     timespec ts{};
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return static_cast<qint64>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// How long the calling thread has waited on a run queue (ready, no CPU free), in ns; 0 when the
+// kernel does not keep schedstats.
+qint64 cpuWaitNs() {
+    const int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char text[128];
+    const ssize_t n = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    unsigned long long on_cpu = 0;
+    unsigned long long waited = 0;
+    if (std::sscanf(text, "%llu %llu", &on_cpu, &waited) != 2) return 0;
+    return static_cast<qint64>(waited);
 }
 
 // Context switches of the calling thread: voluntary (it slept), involuntary (preempted).
@@ -144,9 +161,11 @@ void EventLoopWatch::reset() {
     last_ns_ = 0;
     last_cpu_ns_ = threadCpuNs();
     std::tie(last_voluntary_, last_involuntary_) = contextSwitches();
+    last_cpu_wait_ns_ = cpuWaitNs();
     max_gap_ns_ = max_gap_busy_ns_ = max_gap_end_mono_ns_ = sum_ns_ = ticks_ = stalls_ = 0;
-    max_gap_preempted_ = max_gap_blocked_ = 0;
+    max_gap_preempted_ = max_gap_blocked_ = max_gap_cpu_wait_ns_ = max_own_gap_ns_ = 0;
     max_gap_what_.clear();
+    max_own_gap_what_.clear();
     next_stamp_ = stamp_count_ = 0;
     last_cpu_read_ns_ = 0;
     last_cpu_ = last_cpu_ns_;
@@ -318,11 +337,19 @@ void EventLoopWatch::tick() {
     const qint64 cpu = threadCpuNs();
     const qint64 gap = now - last_ns_;
     const auto [voluntary, involuntary] = contextSwitches();
+    const qint64 cpu_wait = cpuWaitNs();
+    const qint64 own_gap = std::max<qint64>(0, gap - (cpu_wait - last_cpu_wait_ns_));
     const bool longest = gap > max_gap_ns_;
+    const bool longest_own = own_gap > max_own_gap_ns_;
     const bool logged = log_over_ns_ > 0 && gap > log_over_ns_;
-    if (longest || logged) {
+    if (longest || longest_own || logged) {
         const QString what = explain(last_ns_, now, cpu, false);
+        if (longest_own) {
+            max_own_gap_ns_ = own_gap;
+            max_own_gap_what_ = what;
+        }
         if (longest) {
+            max_gap_cpu_wait_ns_ = cpu_wait - last_cpu_wait_ns_;
             max_gap_ns_ = gap;
             max_gap_busy_ns_ = cpu - last_cpu_ns_;
             max_gap_preempted_ = involuntary - last_involuntary_;
@@ -345,6 +372,7 @@ void EventLoopWatch::tick() {
     last_cpu_ns_ = cpu;
     last_voluntary_ = voluntary;
     last_involuntary_ = involuntary;
+    last_cpu_wait_ns_ = cpu_wait;
     if (sampler_) sampler_->last_tick_ns = mono_ns();
     sum_ns_ += gap;
     ++ticks_;

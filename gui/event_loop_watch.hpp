@@ -41,6 +41,14 @@ public:
     // (preempted: it waited for a CPU), and how often it went to sleep (blocked, or the loop idle).
     qint64 maxGapPreempted() const { return max_gap_preempted_; }
     qint64 maxGapBlocked() const { return max_gap_blocked_; }
+    // Time the GUI thread spent waiting for a CPU while it could run, during the longest gap
+    // (the kernel's run-queue wait, /proc/thread-self/schedstat; 0 where the kernel has none).
+    double maxGapCpuWaitMs() const { return static_cast<double>(max_gap_cpu_wait_ns_) / 1e6; }
+    // The longest gap not counting waits for a CPU: how long the GUI itself (its work, or a call
+    // that blocked) kept the loop from coming round. On a machine with CPUs to spare it is the
+    // longest gap; on a starved one, it leaves out what any program would suffer there.
+    double maxOwnGapMs() const { return static_cast<double>(max_own_gap_ns_) / 1e6; }
+    const QString& maxOwnGapWhat() const { return max_own_gap_what_; }
     // When the longest gap ended, CLOCK_MONOTONIC ns (to line it up with other timestamps).
     qint64 maxGapEndMonoNs() const { return max_gap_end_mono_ns_; }
     // What took the longest gap, in words: the biggest shares of it, each with the event (its
@@ -93,6 +101,10 @@ private:
     qint64 max_gap_ns_ = 0;
     qint64 max_gap_busy_ns_ = 0;
     qint64 max_gap_end_mono_ns_ = 0;
+    qint64 last_cpu_wait_ns_ = 0;
+    qint64 max_gap_cpu_wait_ns_ = 0;
+    qint64 max_own_gap_ns_ = 0;
+    QString max_own_gap_what_;
     qint64 sum_ns_ = 0;
     qint64 ticks_ = 0;
     qint64 stalls_ = 0;

@@ -157,12 +157,14 @@ MainWindow::MainWindow(GuiOptions options, QWidget* parent) : QMainWindow(parent
 MainWindow::~MainWindow() {
     if (watch_ != nullptr) {
         std::fprintf(stderr,
-                     "pilogger-gui: event loop: longest gap %.1f ms (GUI thread busy %.1f ms of it, preempted %lld times, "
-                     "slept %lld times, ended at mono_ns %lld), mean %.2f ms, %lld gaps over 100 ms, in %.1f s from the "
-                     "window first shown; the longest gap: %s\n",
-                     watch_->maxGapMs(), watch_->maxGapBusyMs(), static_cast<long long>(watch_->maxGapPreempted()),
+                     "pilogger-gui: event loop: longest gap %.1f ms (GUI thread busy %.1f ms of it, waiting for a CPU "
+                     "%.1f ms, preempted %lld times, slept %lld times, ended at mono_ns %lld), longest not counting "
+                     "waits for a CPU %.1f ms, mean %.2f ms, %lld gaps over 100 ms, in %.1f s from the window first "
+                     "shown; the longest gap: %s\n",
+                     watch_->maxGapMs(), watch_->maxGapBusyMs(), watch_->maxGapCpuWaitMs(),
+                     static_cast<long long>(watch_->maxGapPreempted()),
                      static_cast<long long>(watch_->maxGapBlocked()), static_cast<long long>(watch_->maxGapEndMonoNs()),
-                     watch_->meanGapMs(), static_cast<long long>(watch_->stalls()), watch_->watchedSeconds(),
+                     watch_->maxOwnGapMs(), watch_->meanGapMs(), static_cast<long long>(watch_->stalls()), watch_->watchedSeconds(),
                      qPrintable(watch_->maxGapWhat()));
         if (frame_gate_ != nullptr) {
             std::fprintf(stderr, "pilogger-gui: %lld repaints waited for the X server without blocking, the longest %.1f ms\n",

@@ -210,20 +210,26 @@ private Q_SLOTS:
     }
 
 private:
-    // The longest gap of the window's whole run so far, from the moment it was shown.
+    // The longest gap of the window's whole run so far, from the moment it was shown. What the
+    // GUI answers for is the gap without the time its thread was ready but found no free CPU: a
+    // starved machine (a loaded CI host) stalls every program, and that says nothing of the GUI.
+    // On a machine with a CPU to spare the two are the same (the log shows both).
     static void checkEventLoop(const MainWindow& window, const char* which) {
         const EventLoopWatch* watch = window.eventLoopWatch();
         QVERIFY(watch != nullptr && watch->started());
         const double gap = watch->maxGapMs();
-        qInfo("%s: longest event-loop gap %.1f ms (GUI thread busy %.1f ms of it, preempted %lld times, slept %lld "
-              "times) over %.1f s from the window shown, %lld gaps over 100 ms; it was: %s",
-              which, gap, watch->maxGapBusyMs(), static_cast<long long>(watch->maxGapPreempted()),
+        const double own = watch->maxOwnGapMs();
+        qInfo("%s: longest event-loop gap %.1f ms (GUI thread busy %.1f ms of it, waiting for a CPU %.1f ms, "
+              "preempted %lld times, slept %lld times) over %.1f s from the window shown, %lld gaps over 100 ms; "
+              "it was: %s. Longest not counting waits for a CPU: %.1f ms",
+              which, gap, watch->maxGapBusyMs(), watch->maxGapCpuWaitMs(), static_cast<long long>(watch->maxGapPreempted()),
               static_cast<long long>(watch->maxGapBlocked()), watch->watchedSeconds(),
-              static_cast<long long>(watch->stalls()), qPrintable(watch->maxGapWhat()));
-        QVERIFY2(gap < 100, qPrintable(QStringLiteral("%1: the event loop stalled for %2 ms: %3")
+              static_cast<long long>(watch->stalls()), qPrintable(watch->maxGapWhat()), own);
+        QVERIFY2(own < 100, qPrintable(QStringLiteral("%1: the event loop stalled for %2 ms (not counting waits for a "
+                                                      "CPU): %3")
                                            .arg(QLatin1String(which))
-                                           .arg(gap, 0, 'f', 1)
-                                           .arg(watch->maxGapWhat())));
+                                           .arg(own, 0, 'f', 1)
+                                           .arg(watch->maxOwnGapWhat())));
     }
 
     gui_test::Rig rig_;

@@ -599,6 +599,21 @@ private Q_SLOTS:
         QVERIFY2(watch.maxGapWhat().contains(QStringLiteral("QTimer(blocker) Timer")), qPrintable(watch.maxGapWhat()));
         QVERIFY(watch.maxGapBusyMs() > 50);  // it spun: the thread was busy, not waiting
         QVERIFY(watch.stalls() >= 1);
+        // Busy time is the GUI's own: only waits for a CPU are left out of the own gap.
+        QVERIFY2(watch.maxOwnGapMs() >= watch.maxGapBusyMs() - 5,
+                 qPrintable(QStringLiteral("own %1 ms, busy %2 ms").arg(watch.maxOwnGapMs()).arg(watch.maxGapBusyMs())));
+        QVERIFY(watch.maxGapCpuWaitMs() <= watch.maxGapMs() - watch.maxGapBusyMs() + 5);
+        watch.stop();
+    }
+
+    void eventLoopWatchCountsABlockingCallAsTheGuisOwn() {
+        EventLoopWatch watch(10);
+        watch.start();
+        QTest::qWait(50);
+        // Asleep in a call, the thread waits for no CPU: all of the gap is the GUI's.
+        QTimer::singleShot(0, this, [] { ::usleep(150'000); });
+        QTRY_VERIFY(watch.maxGapMs() >= 150);
+        QVERIFY2(watch.maxOwnGapMs() >= 140, qPrintable(QString::number(watch.maxOwnGapMs())));
         watch.stop();
     }
 

@@ -298,12 +298,13 @@ TEST_CASE("recorder: one CSV row per encoded frame, in order, in the frames CSV 
     for (size_t k = 0; k < rows.size(); ++k) CHECK(packets[k].pts == std::stoll(rows[k][4]));
 }
 
-TEST_CASE("recorder: an existing file is refused, never overwritten") {
-    test::TempDir dir;
+namespace {
+
+// What a recorder answers when it opens trial `stem` in dir (320x240): its Opened event.
+RecorderEvent open_reply(const test::TempDir& dir, const std::string& stem) {
     std::mutex m;
     std::condition_variable cv;
     std::vector<RecorderEvent> events;
-    { std::ofstream(dir.file("trial_002_frames.csv")) << "precious\n"; }
     Recorder recorder("camtest", 4, [&](RecorderEvent&& e) {
         std::lock_guard lock(m);
         events.push_back(std::move(e));
@@ -311,8 +312,8 @@ TEST_CASE("recorder: an existing file is refused, never overwritten") {
     });
     RecordingRequest request;
     request.generation = 7;
-    request.video_path = dir.file("trial_002.mp4");
-    request.csv_path = dir.file("trial_002_frames.csv");
+    request.video_path = dir.file(stem + ".mp4");
+    request.csv_path = dir.file(stem + "_frames.csv");
     request.width = 320;
     request.height = 240;
     request.settings.width = 320;
@@ -320,36 +321,27 @@ TEST_CASE("recorder: an existing file is refused, never overwritten") {
     recorder.open(request);
     std::unique_lock lock(m);
     REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !events.empty(); }));
-    CHECK_FALSE(events[0].ok);
-    CHECK(events[0].text.find("trial_002_frames.csv already exists") != std::string::npos);
+    return events.front();
+}
+
+}  // namespace
+
+TEST_CASE("recorder: an existing frames CSV is refused, never overwritten") {
+    test::TempDir dir;
+    { std::ofstream(dir.file("trial_002_frames.csv")) << "precious\n"; }
+    const RecorderEvent reply = open_reply(dir, "trial_002");
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.text.find("trial_002_frames.csv already exists") != std::string::npos);
     CHECK(test::read_file(dir.file("trial_002_frames.csv")) == "precious\n");
     CHECK_FALSE(std::filesystem::exists(dir.file("trial_002.mp4")));
 }
 
 TEST_CASE("recorder: an existing video is refused, and no frames CSV is left without it") {
     test::TempDir dir;
-    std::mutex m;
-    std::condition_variable cv;
-    std::vector<RecorderEvent> events;
     { std::ofstream(dir.file("trial_003.mp4")) << "precious\n"; }
-    Recorder recorder("camtest", 4, [&](RecorderEvent&& e) {
-        std::lock_guard lock(m);
-        events.push_back(std::move(e));
-        cv.notify_all();
-    });
-    RecordingRequest request;
-    request.generation = 8;
-    request.video_path = dir.file("trial_003.mp4");
-    request.csv_path = dir.file("trial_003_frames.csv");
-    request.width = 320;
-    request.height = 240;
-    request.settings.width = 320;
-    request.settings.height = 240;
-    recorder.open(request);
-    std::unique_lock lock(m);
-    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return !events.empty(); }));
-    CHECK_FALSE(events[0].ok);
-    CHECK(events[0].text.find("trial_003.mp4 already exists") != std::string::npos);
+    const RecorderEvent reply = open_reply(dir, "trial_003");
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.text.find("trial_003.mp4 already exists") != std::string::npos);
     CHECK(test::read_file(dir.file("trial_003.mp4")) == "precious\n");
     CHECK_FALSE(std::filesystem::exists(dir.file("trial_003_frames.csv")));
 }

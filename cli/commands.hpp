@@ -24,7 +24,7 @@ int client_command(const std::string& cmd, const json& args, bool print_json);
 int status(bool print_json);
 int shutdown(bool wait);
 int config_check(const std::string& file);
-// Runs pilogger-camera --list-devices in place of this process.
+// Lists the cameras, the Neons on the network and the Pico W (each module's --list-devices).
 int devices(bool as_json);
 
 // Formatting shared by run's status line and `pilogger status`.

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     config_check->add_option("file", check_file, "YAML config file")->required();
 
     bool devices_json = false;
-    auto* devices = app.add_subcommand("devices", "List the cameras libcamera sees, with their modes");
+    auto* devices = app.add_subcommand("devices", "List the cameras, the Neon eye trackers on the network and the Pico W");
     devices->add_flag("--json", devices_json, "Print the list as JSON");
 
     try {

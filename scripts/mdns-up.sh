@@ -7,7 +7,11 @@ command -v avahi-browse >/dev/null || { echo "mdns: avahi-browse is missing (Deb
 if avahi-browse --terminate --parsable _http._tcp >/dev/null 2>&1; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then echo "mdns: avahi-daemon is not running and starting it needs root"; exit 1; fi
 mkdir -p /run/dbus
-if [ ! -S /run/dbus/system_bus_socket ]; then dbus-daemon --system --fork || exit 1; fi
+if ! pgrep -x dbus-daemon >/dev/null; then
+  # A socket and pid file left by a bus that is gone would stop a new one from starting.
+  rm -f /run/dbus/system_bus_socket /run/dbus/pid
+  dbus-daemon --system --fork || exit 1
+fi
 pgrep -x avahi-daemon >/dev/null || avahi-daemon --daemonize || avahi-daemon --daemonize --no-drop-root || exit 1
 for _ in $(seq 50); do
   avahi-browse --terminate --parsable _http._tcp >/dev/null 2>&1 && exit 0

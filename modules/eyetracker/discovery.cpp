@@ -8,6 +8,15 @@ std::vector<std::string> avahi_browse_arguments() {
     return {"avahi-browse", "--resolve", "--parsable", "--terminate", "--no-db-lookup", "_http._tcp"};
 }
 
+std::string avahi_browse_failure(const ChildOutput::Result& result) {
+    if (!result.error.empty()) return result.error + " (avahi-browse is in the Debian package avahi-utils)";
+    if (result.timed_out) return "avahi-browse gave no answer in " + std::to_string(kAvahiBrowseTimeoutMs / 1000) + " s";
+    if (result.ok()) return {};
+    std::string said = result.err.substr(0, result.err.find('\n'));
+    return "avahi-browse failed (" + (said.empty() ? "exit status " + std::to_string(result.exit_status) : said) +
+           "): is avahi-daemon running? (scripts/mdns-up.sh starts it)";
+}
+
 std::string avahi_unescape(std::string_view text) {
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {

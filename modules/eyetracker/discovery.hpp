@@ -4,6 +4,8 @@
 // --parsable output.
 #pragma once
 
+#include "child_output.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +24,11 @@ struct NeonService {
 
 // argv for a one-shot browse that resolves and terminates: avahi-browse -rpt _http._tcp
 std::vector<std::string> avahi_browse_arguments();
+// avahi-browse is killed after this long (it answers from avahi-daemon's cache at once).
+inline constexpr uint64_t kAvahiBrowseTimeoutMs = 10000;
+
+// Why a browse that found nothing failed, in words for the user; empty when it ran fine.
+std::string avahi_browse_failure(const ChildOutput::Result& result);
 
 // Resolved ("=") lines of Neon services; other services and malformed lines are skipped.
 std::vector<NeonService> parse_avahi_browse(std::string_view output);

@@ -72,7 +72,6 @@ EyetrackerModule::EyetrackerModule(ModuleRuntime& runtime) : runtime_(runtime) {
 
 EyetrackerModule::~EyetrackerModule() {
     if (simulator_) simulator_->kill(SIGTERM);
-    if (browser_) browser_->kill(SIGKILL);
 }
 
 void EyetrackerModule::file_error(const std::string& message) {
@@ -196,49 +195,31 @@ void EyetrackerModule::start_simulator() {
 
 void EyetrackerModule::discover() {
     if (!discovery_retry_) discovery_retry_ = std::make_unique<uv::Timer>(runtime_.loop());
-    browser_output_.clear();
-    browser_stdout_ = std::make_unique<uv::Stream>(runtime_.loop());
-    browser_ = std::make_unique<uv::Process>(runtime_.loop());
-    uv::ProcessOptions options;
-    options.file = "avahi-browse";
-    options.args = avahi_browse_arguments();
-    options.stdout_pipe = browser_stdout_.get();
-    auto retry = [this](const std::string& why) {
+    if (!browser_) browser_ = std::make_unique<ChildOutput>(runtime_.loop());
+    const std::vector<std::string> args = avahi_browse_arguments();
+    browser_->start(args.front(), args, kAvahiBrowseTimeoutMs, [this](ChildOutput::Result&& result) {
         if (finishing_) return;
-        last_error_ = why;
-        runtime_.log("warning", why + "; looking again in 5 s");
-        discovery_retry_->start(5000, 0, [this] { discover(); });
-    };
-    try {
-        browser_->spawn(options, [this, retry](int64_t, int) {
-            // The output may still be in the pipe; read what is left on the next loop turn.
-            discovery_retry_->start(50, 0, [this, retry] {
-                std::vector<NeonService> found = parse_avahi_browse(browser_output_);
-                browser_.reset();
-                browser_stdout_.reset();
-                auto chosen = choose_service(found, settings_.device_name);
-                if (!chosen) {
-                    retry(settings_.device_name.empty()
-                              ? "no Neon found by mDNS (is the Companion app open, on the same network?)"
-                              : "no Neon named '" + settings_.device_name + "' found by mDNS");
-                    return;
-                }
-                runtime_.log("info", "found " + chosen->name + " at " + chosen->address + ":" + std::to_string(chosen->port));
-                connect_device(chosen->address, chosen->port);
-            });
-        });
-    } catch (const std::exception& e) {
-        browser_.reset();
-        browser_stdout_.reset();
-        retry("address: auto needs avahi-browse (Debian package avahi-utils) and a running avahi-daemon, "
-              "or give the Neon's address in the config (" + std::string(e.what()) + ")");
-        return;
-    }
-    browser_stdout_->start_read(
-        [this](std::string_view chunk) {
-            if (browser_output_.size() < (1u << 20)) browser_output_.append(chunk);
-        },
-        [](int) {});
+        auto retry = [this](const std::string& why) {
+            last_error_ = why;
+            runtime_.log("warning", why + "; looking again in 5 s");
+            discovery_retry_->start(5000, 0, [this] { discover(); });
+        };
+        const std::vector<NeonService> found = parse_avahi_browse(result.out);
+        if (found.empty() && !result.ok()) {
+            retry("address: auto cannot look for the Neon by mDNS: " + avahi_browse_failure(result) +
+                  "; or give the Neon's address in the config");
+            return;
+        }
+        auto chosen = choose_service(found, settings_.device_name);
+        if (!chosen) {
+            retry(settings_.device_name.empty()
+                      ? "no Neon found by mDNS (is the Companion app open, on the same network?)"
+                      : "no Neon named '" + settings_.device_name + "' found by mDNS");
+            return;
+        }
+        runtime_.log("info", "found " + chosen->name + " at " + chosen->address + ":" + std::to_string(chosen->port));
+        connect_device(chosen->address, chosen->port);
+    });
 }
 
 void EyetrackerModule::start_session(const SessionInfo& session, Reply reply) {
@@ -707,7 +688,7 @@ void EyetrackerModule::finish(std::function<void()> done) {
         device_.reset();
         preview_.reset();
         if (simulator_ && simulator_->running()) simulator_->kill(SIGTERM);
-        if (browser_ && browser_->running()) browser_->kill(SIGKILL);
+        browser_.reset();  // kills avahi-browse if it still runs
         simulator_wait_.reset();
         discovery_retry_.reset();
         done();

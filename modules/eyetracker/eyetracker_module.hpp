@@ -5,6 +5,7 @@
 // device returns.
 #pragma once
 
+#include "child_output.hpp"
 #include "csv_writer.hpp"
 #include "eyetracker_settings.hpp"
 #include "module_runtime.hpp"
@@ -86,9 +87,7 @@ private:
     std::unique_ptr<uv::Timer> simulator_wait_;
     std::string simulator_port_file_;
     // avahi-browse when address is "auto"
-    std::unique_ptr<uv::Process> browser_;
-    std::unique_ptr<uv::Stream> browser_stdout_;
-    std::string browser_output_;
+    std::unique_ptr<ChildOutput> browser_;  // avahi-browse, for address: auto
     std::unique_ptr<uv::Timer> discovery_retry_;
 
     std::string dir_;

@@ -10,7 +10,7 @@ import sys
 import time
 import unittest
 
-from harness import BIN, Rig, read_csv, wait_for
+from harness import BIN, PILOGGER, Rig, read_csv, wait_for
 
 SIM = os.path.join(BIN, "neon-sim")
 OFFSET_S = 3.7
@@ -325,6 +325,19 @@ class Discovery(unittest.TestCase):
         decoy = subprocess.Popen(["avahi-publish", "-s", f"PI monitor:Other Phone:{os.getpid()}", "_http._tcp", "9"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: (decoy.kill(), decoy.wait()))
+        # `pilogger devices` lists both phones, once each, with the port they announce.
+        def listed():
+            r = subprocess.run([PILOGGER, "devices", "--json"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            found = {n["phone_name"]: n for n in json.loads(r.stdout)["neons"] if n["name"].endswith(str(os.getpid()))}
+            return found if len(found) == 2 else None
+        neons = wait_for(listed, 20, what="both phones in pilogger devices")
+        self.assertEqual(neons["Lab Phone"]["port"], sim.ports["http"])
+        self.assertEqual(neons["Other Phone"]["port"], 9)
+        self.assertIn(neons["Lab Phone"]["address"], neons["Lab Phone"]["addresses"])
+        human = subprocess.run([PILOGGER, "devices"], capture_output=True, text=True, timeout=60).stdout
+        self.assertRegex(human, r"Neon eye trackers \(mDNS\):\n(  .*\n)*  \d+: Lab Phone  \S+:%d" % sim.ports["http"])
+
         with open(rig.config, "w") as f:
             f.write(yaml_config(rig.data, {"notes": {}, "eyetracker": {
                 "type": "eyetracker", "address": "auto", "device_name": "'Lab Phone'", "scene": "false",

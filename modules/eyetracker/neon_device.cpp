@@ -240,7 +240,9 @@ void NeonDevice::open_streams() {
                    nullptr,
                    [this](const std::string& text) {
                        json component = json::parse(text, nullptr, false);
-                       if (component.is_object()) on_status(json::array({component}));
+                       if (!component.is_object()) return;
+                       ++status_pushes_;
+                       on_status(json::array({component}));
                    },
                    nullptr});
     websocket_->open(address_, options_.port, "/api/status", options_.request_timeout_ms);
@@ -406,6 +408,7 @@ json NeonDevice::stats() const {
     out["bad_payloads"] = bad_payloads_;
     out["untimed_samples"] = untimed_samples_;
     out["disconnects"] = disconnects_;
+    out["status_pushes"] = status_pushes_;
     if (!last_error_.empty()) out["device_error"] = last_error_;
     return out;
 }

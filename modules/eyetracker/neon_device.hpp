@@ -142,6 +142,7 @@ private:
     int64_t rate_window_mono_ns_ = 0;
     double gaze_rate_hz_ = 0, imu_rate_hz_ = 0, scene_rate_hz_ = 0;
     uint64_t bad_payloads_ = 0;
+    uint64_t status_pushes_ = 0;  // components the WebSocket pushed (battery, recording, events)
     uint64_t untimed_samples_ = 0;
     uint64_t disconnects_ = 0;
     uint64_t lost_packets_total_ = 0;   // of streams already closed

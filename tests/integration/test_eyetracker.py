@@ -231,7 +231,7 @@ class HostileNetwork(EyetrackerCase):
 
 
 class Disconnect(EyetrackerCase):
-    sim_args = ("--down-for-s", "3")
+    sim_args = ("--down-for-s", "3", "--battery-drain-s", "0.5")
 
     def test_session_survives_and_the_trial_continues_in_a_part_file(self):
         rig = self.rig
@@ -239,6 +239,10 @@ class Disconnect(EyetrackerCase):
         rig.wait_module("eyetracker", "recording", timeout=20)
         folder = self.folder()
         wait_for(lambda: len(whole_rows(os.path.join(folder, "trial_001_gaze.csv"))) > 400, 20, what="gaze rows")
+        # The battery drains by a percent every 0.5 s, each change pushed over the status WebSocket.
+        pushed = wait_for(lambda: (lambda s: s if s.get("status_pushes", 0) >= 3 else None)(
+            rig.module("eyetracker")["stats"]), 10, what="status pushed over the WebSocket")
+        self.assertLess(pushed["battery_percent"], 87)
         self.sim.proc.send_signal(signal.SIGUSR1)
         part2 = os.path.join(folder, "trial_001_p2_gaze.csv")
         wait_for(lambda: os.path.exists(part2) and len(whole_rows(part2)) > 200, 30, what="gaze in the part file")

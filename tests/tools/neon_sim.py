@@ -10,7 +10,8 @@ only (asyncio); the scene video comes from an ffmpeg subprocess.
              request bodies.
   WebSocket  GET /api/status with Upgrade (RFC 6455): every status component
              as its own text message on open, then each changed component
-             (battery -1 % every 60 s, recording start/stop, events).
+             (battery -1 % every --battery-drain-s, 60 s by default; recording
+             start/stop; events).
   Time Echo  TCP: each 8-byte request (u64 BE t1) -> t1 + phone unix ms.
   RTSP 1.0   rtsp://host:port/?camera=world|gaze|imu|eye_events, one stream
              per URL: OPTIONS, DESCRIBE, SETUP (RTP/AVP unicast UDP only),
@@ -1050,7 +1051,7 @@ class Sim:
 
     async def battery_loop(self):
         while True:
-            await asyncio.sleep(60)
+            await asyncio.sleep(self.args.battery_drain_s)
             if self.battery > 0:
                 self.battery -= 1
                 self.ws_push(self.phone_component())
@@ -1637,6 +1638,8 @@ def parse_args(argv=None):
                    help="phone clock = host CLOCK_REALTIME + this")
     p.add_argument("--device-name", default="Neon Sim")
     p.add_argument("--battery", type=int, default=87, help="battery level, %%")
+    p.add_argument("--battery-drain-s", type=float, default=60,
+                   help="the battery loses 1 %% this often, pushed over the WebSocket")
     p.add_argument("--memory-gb", type=float, default=100.0, help="free storage, GB")
     p.add_argument("--gaze-layout", type=int, default=89, choices=sorted(GAZE_STRUCTS),
                    help="gaze payload length in bytes")

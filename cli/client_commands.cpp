@@ -5,6 +5,7 @@
 #include "paths.hpp"
 
 #include <iostream>
+#include <stdexcept>
 #include <thread>
 
 namespace pilogger::cli {
@@ -62,6 +63,34 @@ int client_command(const std::string& cmd, const json& args, bool print_json) {
         }
         print_module_results(result);
         return 0;
+    });
+}
+
+int snapshot(const std::vector<std::string>& cameras, bool print_json) {
+    return with_client([&](ControlClient& client) {
+        std::vector<std::string> names = cameras;
+        if (names.empty()) {
+            for (const json& m : client.request("status").value("modules", json::array())) {
+                if (m.value("type", "") == "camera" && m.value("enabled", false)) names.push_back(m.value("name", ""));
+            }
+            if (names.empty()) throw std::runtime_error("no camera module is enabled");
+        }
+        json saved = json::object();
+        int failed = 0;
+        for (const std::string& name : names) {
+            try {
+                json r = client.request("module_command", json{{"name", name}, {"cmd", "snapshot"}, {"args", json::object()}});
+                saved[name] = r;
+                if (!print_json) std::cout << name << ": " << r.value("path", "") << "\n";
+            } catch (const CommandFailed& e) {
+                // One camera without a frame must not hide the others' stills.
+                ++failed;
+                saved[name] = json{{"error", e.what()}};
+                std::cerr << name << ": " << e.what() << "\n";
+            }
+        }
+        if (print_json) std::cout << saved.dump(2) << "\n";
+        return failed == 0 ? 0 : 1;
     });
 }
 

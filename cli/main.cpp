@@ -51,6 +51,12 @@ int main(int argc, char** argv) {
     }
 
     bool no_wait = false;
+    std::vector<std::string> snapshot_cameras;
+    bool snapshot_json = false;
+    auto* snapshot = app.add_subcommand("snapshot", "Save a full-resolution still from the cameras into the session");
+    snapshot->add_option("camera", snapshot_cameras, "Camera module names (default: every enabled camera)");
+    snapshot->add_flag("--json", snapshot_json, "Print the saved files as JSON");
+
     auto* shutdown = app.add_subcommand("shutdown", "Stop the supervisor (closes the session cleanly)");
     shutdown->add_flag("--no-wait", no_wait, "Return at once instead of waiting for it to exit");
 
@@ -81,6 +87,7 @@ int main(int argc, char** argv) {
         for (const auto& w : note_words) text += (text.empty() ? "" : " ") + w;
         return cli::client_command("note", json{{"text", text}}, false);
     }
+    if (*snapshot) return cli::snapshot(snapshot_cameras, snapshot_json);
     if (*module_enable) return cli::client_command("module_enable", json{{"name", module_name}}, false);
     if (*module_disable) return cli::client_command("module_disable", json{{"name", module_name}}, false);
     if (*module_restart) return cli::client_command("module_restart", json{{"name", module_name}}, false);

@@ -193,6 +193,31 @@ class CrashSafety(unittest.TestCase):
         self.check_complete(part2, os.path.join(self.folder, "trial_001_p2_frames.csv"))
 
 
+class Snapshots(unittest.TestCase):
+    def test_pilogger_snapshot_saves_a_full_size_still_from_every_camera(self):
+        rig = Rig(modules={"cam0": camera_modules(width=640, height=480), "cam1": camera_modules(width=320, height=240)})
+        self.addCleanup(rig.cleanup)
+        rig.start()
+        rig.wait_module("cam0", "ready", timeout=20)
+        rig.wait_module("cam1", "ready", timeout=20)
+        r = rig.cli("snapshot", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        saved = json.loads(r.stdout)
+        self.assertEqual(sorted(saved), ["cam0", "cam1"])
+        for cam, size in (("cam0", "640,480"), ("cam1", "320,240")):
+            path = saved[cam]["path"]
+            self.assertEqual(os.path.dirname(path), os.path.join(rig.session_dir(), "camera", cam))
+            probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+                                    "-of", "csv=p=0", path], capture_output=True, text=True, timeout=30)
+            self.assertEqual(probe.stdout.strip(), "png," + size)
+        r = rig.cli("snapshot", "cam1", "nocam", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stdout, r"^cam1: /.*snapshot_.*\.png\n$")
+        self.assertIn("nocam: no module named 'nocam'", r.stderr)
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+
+
 class Standalone(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="pilogger-cam-")

@@ -75,11 +75,16 @@ std::vector<NeonService> parse_avahi_browse(std::string_view output) {
     return found;
 }
 
-std::optional<NeonService> choose_service(const std::vector<NeonService>& found, const std::string& phone_name) {
+std::string endpoint_of(const NeonService& service) { return service.address + ":" + std::to_string(service.port); }
+
+std::optional<NeonService> choose_service(const std::vector<NeonService>& found, const std::string& phone_name,
+                                          const std::string& avoid) {
+    // Lower is better: an endpoint other than the one to avoid, then IPv4.
+    auto rank = [&](const NeonService& s) { return (endpoint_of(s) == avoid ? 2 : 0) + (s.ipv6 ? 1 : 0); };
     std::optional<NeonService> chosen;
     for (const NeonService& service : found) {
         if (!phone_name.empty() && service.phone_name != phone_name) continue;
-        if (!chosen || (chosen->ipv6 && !service.ipv6)) chosen = service;
+        if (!chosen || rank(service) < rank(*chosen)) chosen = service;
     }
     return chosen;
 }

@@ -33,8 +33,11 @@ std::string avahi_browse_failure(const ChildOutput::Result& result);
 // Resolved ("=") lines of Neon services; other services and malformed lines are skipped.
 std::vector<NeonService> parse_avahi_browse(std::string_view output);
 
-// The service to use: the named phone if a name is given, else the first; IPv4 before IPv6.
-std::optional<NeonService> choose_service(const std::vector<NeonService>& found, const std::string& phone_name);
+// The service to use: the named phone if a name is given, else the first; IPv4 before IPv6; and
+// another than `avoid` ("address:port", the one that stopped answering) when there is one.
+std::optional<NeonService> choose_service(const std::vector<NeonService>& found, const std::string& phone_name,
+                                          const std::string& avoid = {});
+std::string endpoint_of(const NeonService& service);  // "address:port"
 
 // avahi's label escaping: "\032" (decimal) and "\." style.
 std::string avahi_unescape(std::string_view text);

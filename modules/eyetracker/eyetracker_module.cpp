@@ -45,6 +45,8 @@ const std::vector<std::string> kTimeEchoColumns = {
 constexpr int64_t kStopGraceMs = 300;
 // At most this many frames are kept from before a trial to begin its video at a keyframe.
 constexpr size_t kMaxPrerollFrames = 150;
+// With address: auto, a Neon unreachable this long is looked for again by mDNS.
+constexpr uint64_t kRediscoverAfterMs = 10000;
 
 void add_eye(CsvRow& row, const EyeState& eye) {
     row.add(static_cast<double>(eye.pupil_diameter_mm), 4)
@@ -210,7 +212,7 @@ void EyetrackerModule::discover() {
                   "; or give the Neon's address in the config");
             return;
         }
-        auto chosen = choose_service(found, settings_.device_name);
+        auto chosen = choose_service(found, settings_.device_name, unreachable_endpoint_);
         if (!chosen) {
             retry(settings_.device_name.empty()
                       ? "no Neon found by mDNS (is the Companion app open, on the same network?)"
@@ -218,7 +220,23 @@ void EyetrackerModule::discover() {
             return;
         }
         runtime_.log("info", "found " + chosen->name + " at " + chosen->address + ":" + std::to_string(chosen->port));
+        found_endpoint_ = endpoint_of(*chosen);
         connect_device(chosen->address, chosen->port);
+        watch_found_device();
+    });
+}
+
+// A phone found by mDNS can come back at another address (a new Wi-Fi lease, another hotspot):
+// when it stays unreachable, it is looked for again instead of being waited for where it was.
+void EyetrackerModule::watch_found_device() {
+    if (!rediscover_timer_) rediscover_timer_ = std::make_unique<uv::Timer>(runtime_.loop());
+    rediscover_timer_->start(kRediscoverAfterMs, 0, [this] {
+        if (finishing_ || !device_ || device_->connected()) return;
+        runtime_.log("warning", "the Neon at " + found_endpoint_ + " has not answered for " +
+                                    std::to_string(kRediscoverAfterMs / 1000) + " s; looking for it again by mDNS");
+        unreachable_endpoint_ = found_endpoint_;
+        device_.reset();
+        discover();
     });
 }
 
@@ -282,7 +300,7 @@ void EyetrackerModule::open_part(int first_part, std::function<void(const std::s
             trial_->files = std::move(files);
             runtime_.log("info", "recording into " + trial_->files->stem + "_*");
             // A fresh clock measurement into every part's time-echo file.
-            device_->measure_clock();
+            if (device_) device_->measure_clock();
             done("");
         });
 }
@@ -424,6 +442,8 @@ void EyetrackerModule::on_connection(bool connected, const std::string& why) {
         runtime_.log("info", "connected to " + (info.device_name.empty() ? std::string("the Neon") : info.device_name) +
                                  (info.ip.empty() ? "" : " (" + info.ip + ")"));
         runtime_.emit("device", json{{"connected", true}, {"device_name", info.device_name}});
+        if (rediscover_timer_) rediscover_timer_->stop();
+        unreachable_endpoint_.clear();
         if (trial_ && !trial_->files && !trial_->stopping && !trial_->opening) {
             open_part(trial_->part, [this](const std::string& error) {
                 if (!error.empty()) {
@@ -439,6 +459,7 @@ void EyetrackerModule::on_connection(bool connected, const std::string& why) {
                                 (trial_ && trial_->files ? "; the trial goes on and continues in a part file when it returns"
                                                          : ""));
     runtime_.emit("device", json{{"connected", false}, {"why", why}});
+    if (settings_.address == "auto") watch_found_device();
     scene_preroll_.clear();
     if (trial_ && trial_->files) {
         trial_->part += 1;
@@ -689,6 +710,7 @@ void EyetrackerModule::finish(std::function<void()> done) {
         preview_.reset();
         if (simulator_ && simulator_->running()) simulator_->kill(SIGTERM);
         browser_.reset();  // kills avahi-browse if it still runs
+        rediscover_timer_.reset();
         simulator_wait_.reset();
         discovery_retry_.reset();
         done();

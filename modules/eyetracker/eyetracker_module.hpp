@@ -59,6 +59,7 @@ private:
     void connect_device(const std::string& host, int port);
     void start_simulator();
     void discover();
+    void watch_found_device();
     void on_connection(bool connected, const std::string& why);
     void open_part(int first_part, std::function<void(const std::string& error)> done);
     void close_files(std::unique_ptr<TrialFiles> files, std::function<void()> done);
@@ -88,6 +89,9 @@ private:
     std::string simulator_port_file_;
     // avahi-browse when address is "auto"
     std::unique_ptr<ChildOutput> browser_;  // avahi-browse, for address: auto
+    std::unique_ptr<uv::Timer> rediscover_timer_;
+    std::string found_endpoint_;        // "address:port" mDNS gave for the device in use
+    std::string unreachable_endpoint_;  // the one that stopped answering: passed over next time
     std::unique_ptr<uv::Timer> discovery_retry_;
 
     std::string dir_;

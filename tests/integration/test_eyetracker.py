@@ -312,7 +312,10 @@ def mdns_available():
     return r.returncode == 0
 
 
-@unittest.skipUnless(mdns_available(), "needs avahi-browse and a running avahi-daemon (scripts/mdns-up.sh)")
+MDNS_NEEDED = "needs avahi-browse and a running avahi-daemon (scripts/mdns-up.sh)"
+
+
+@unittest.skipUnless(mdns_available(), MDNS_NEEDED)
 class Discovery(unittest.TestCase):
     """address: auto finds the Neon by its mDNS announcement, as the Companion app makes it."""
 
@@ -355,6 +358,48 @@ class Discovery(unittest.TestCase):
         self.assertEqual(code, 0, err)
         log = open(os.path.join(rig.session_dir(), "logs", "eyetracker.log")).read()
         self.assertIn("found PI monitor:Lab Phone", log)
+
+
+@unittest.skipUnless(mdns_available(), MDNS_NEEDED)
+class Rediscovery(unittest.TestCase):
+    """A phone found by mDNS that comes back at another address (a new Wi-Fi lease) is found again."""
+
+    def test_the_neon_back_at_another_address_is_found_again(self):
+        from harness import yaml_config
+        rig = Rig()
+        self.addCleanup(rig.cleanup)
+        name = f"PI monitor:Lab Phone:{os.getpid()}"
+
+        def announce(sim_tmp, device_name):
+            os.makedirs(sim_tmp, exist_ok=True)
+            sim = Sim(sim_tmp, "--host", "0.0.0.0", "--device-name", device_name)
+            self.addCleanup(sim.stop)
+            publisher = subprocess.Popen(["avahi-publish", "-s", name, "_http._tcp", str(sim.ports["http"])],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.addCleanup(lambda: (publisher.kill(), publisher.wait()))
+            return sim, publisher
+
+        first, first_publisher = announce(os.path.join(rig.tmp, "first"), "Lab Phone")
+        with open(rig.config, "w") as f:
+            f.write(yaml_config(rig.data, {"notes": {}, "eyetracker": {
+                "type": "eyetracker", "address": "auto", "device_name": "'Lab Phone'", "scene": "false",
+                "preview": "false"}}))
+        rig.start()
+        wait_for(lambda: rig.module("eyetracker")["stats"].get("device_name") == "Lab Phone", 30,
+                 what="the Neon found by mDNS")
+        # The phone goes away and comes back on other ports, under the same mDNS name.
+        first_publisher.kill()
+        first_publisher.wait()
+        first.stop()
+        announce(os.path.join(rig.tmp, "second"), "Lab Phone again")
+        stats = wait_for(lambda: (lambda s: s if s.get("connected") and s.get("device_name") == "Lab Phone again"
+                                  else None)(rig.module("eyetracker")["stats"]), 45,
+                         what="the Neon found again at its new address")
+        self.assertEqual(stats["device_name"], "Lab Phone again")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        log = open(os.path.join(rig.session_dir(), "logs", "eyetracker.log")).read()
+        self.assertIn("looking for it again by mDNS", log)
 
 
 class MissingDevice(unittest.TestCase):

@@ -125,6 +125,9 @@ TEST_CASE("neon client: avahi-browse output finds the Neon and nothing else") {
     REQUIRE(lab);
     CHECK(lab->address == "192.168.1.21");
     CHECK_FALSE(choose_service(found, "Someone else"));
+    // The endpoint that stopped answering is passed over while another one is there.
+    CHECK(choose_service(found, "Neon Companion", "192.168.1.20:8080")->address == "fe80::1");
+    CHECK(choose_service(found, "Lab Phone", "192.168.1.21:8080")->address == "192.168.1.21");
     CHECK(avahi_unescape("a\\.b\\\\c\\032d") == "a.b\\c d");
 }
 

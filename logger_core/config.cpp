@@ -240,6 +240,7 @@ nlohmann::json eyetracker_settings(YamlMap& m) {
         // neon-sim's knobs (tests/tools/neon_sim.py --help); only meaningful with address: simulator.
         nlohmann::json knobs = nlohmann::json::object();
         if (sim.has("offset_s")) knobs["offset_s"] = sim.number("offset_s", 0, -1e6, 1e6);
+        if (sim.has("skew_ppm")) knobs["skew_ppm"] = sim.number("skew_ppm", 0, -1000, 1000);
         if (sim.has("gaze_layout")) {
             knobs["gaze_layout"] = sim.choice("gaze_layout", "89", {"9", "17", "25", "65", "89", "105"});
         }

@@ -43,14 +43,39 @@ NeonDevice::~NeonDevice() {
     streams_.clear();
 }
 
+int64_t NeonDevice::device_minus_mono_at(int64_t mono) const {
+    if (!clock_fit_.valid()) return *device_minus_mono_ns_;
+    return clock_base_ns_ + std::llround(clock_fit_.offset_us_at(mono) * 1000.0);
+}
+
 std::optional<int64_t> NeonDevice::to_mono_ns(int64_t device_ns) const {
     if (!device_minus_mono_ns_) return std::nullopt;
-    return device_ns - *device_minus_mono_ns_;
+    // The offset drifts by a few parts per million: two steps settle mono to well under 1 ns.
+    int64_t mono = device_ns - *device_minus_mono_ns_;
+    mono = device_ns - device_minus_mono_at(mono);
+    return device_ns - device_minus_mono_at(mono);
 }
 
 std::optional<int64_t> NeonDevice::to_device_ns(int64_t mono) const {
     if (!device_minus_mono_ns_) return std::nullopt;
-    return mono + *device_minus_mono_ns_;
+    return mono + device_minus_mono_at(mono);
+}
+
+void NeonDevice::add_clock_estimate(const std::vector<TimeEchoSample>& samples, int64_t estimate) {
+    int64_t mid_sum = 0;
+    int64_t rtt_min = samples.front().rtt_ns();
+    for (const TimeEchoSample& s : samples) {
+        mid_sum += (s.send_mono_ns + s.receive_mono_ns) / 2 - samples.front().send_mono_ns;
+        rtt_min = std::min(rtt_min, s.rtt_ns());
+    }
+    const int64_t at = samples.front().send_mono_ns + mid_sum / static_cast<int64_t>(samples.size());
+    // A phone clock stepped (by NTP, or by hand) breaks the line: start a new one from here.
+    if (clock_fit_.valid() && std::llabs(estimate - device_minus_mono_at(at)) > kClockStepNs) {
+        ++clock_steps_;
+        clock_fit_.reset();
+    }
+    if (!clock_fit_.valid()) clock_base_ns_ = estimate;
+    clock_fit_.add(at, static_cast<double>(estimate - clock_base_ns_) / 1000.0, static_cast<double>(rtt_min) / 1000.0);
 }
 
 void NeonDevice::start() {
@@ -186,7 +211,10 @@ void NeonDevice::run_time_echo(std::function<void(bool ok)> then) {
                                                                   const std::string& error) {
                           if (generation != generation_) return;
                           auto estimate = estimate_device_minus_mono_ns(samples);
-                          if (estimate) device_minus_mono_ns_ = estimate;
+                          if (estimate) {
+                              device_minus_mono_ns_ = estimate;
+                              add_clock_estimate(samples, *estimate);
+                          }
                           if (!error.empty()) last_error_ = error;
                           if (callbacks_.time_echo) callbacks_.time_echo(samples, estimate);
                           if (then) then(estimate.has_value());
@@ -408,6 +436,9 @@ json NeonDevice::stats() const {
     out["bad_payloads"] = bad_payloads_;
     out["untimed_samples"] = untimed_samples_;
     out["disconnects"] = disconnects_;
+    out["clock_drift_ppm"] = clock_fit_.valid() ? json(std::round(clock_fit_.drift_ppm() * 100) / 100) : json(nullptr);
+    out["clock_residual_us"] = clock_fit_.valid() ? json(std::round(clock_fit_.residual_us())) : json(nullptr);
+    out["clock_steps"] = clock_steps_;
     out["status_pushes"] = status_pushes_;
     if (!last_error_.empty()) out["device_error"] = last_error_;
     return out;

@@ -9,6 +9,7 @@
 // every sample reaches the module with both its device time and its mono_ns.
 #pragma once
 
+#include "clock_fit.hpp"
 #include "h264_depacketizer.hpp"
 #include "neon_payloads.hpp"
 #include "net_clients.hpp"
@@ -25,6 +26,13 @@
 #include <vector>
 
 namespace pilogger::neon {
+
+// The phone's clock against ours: Time Echo bursts every 10 s, the phone's clock in whole ms, Wi-Fi
+// round trips of milliseconds. Drift is fitted once two bursts are 9 s apart.
+inline constexpr ClockFitOptions kNeonClockFit{
+    .window_ns = 120'000'000'000, .max_points = 64, .min_drift_span_ns = 9'000'000'000, .rtt_floor_us = 1000};
+// A burst this far from the fitted line means the phone's clock was stepped: the fit restarts.
+inline constexpr int64_t kClockStepNs = 3'000'000;
 
 struct NeonDeviceOptions {
     std::string host;                 // numeric address or a name (neon.local)
@@ -74,8 +82,10 @@ public:
     void start();
     bool connected() const { return connected_; }
     const NeonDeviceInfo& info() const { return info_; }
-    // The phone's unix ns minus CLOCK_MONOTONIC ns; nullopt before the first Time Echo burst.
+    // The phone's unix ns minus CLOCK_MONOTONIC ns by the latest Time Echo burst; nullopt before
+    // the first one.
     std::optional<int64_t> device_minus_mono_ns() const { return device_minus_mono_ns_; }
+    // Through the fitted offset and drift (the latest burst alone until drift can be fitted).
     std::optional<int64_t> to_mono_ns(int64_t device_ns) const;
     std::optional<int64_t> to_device_ns(int64_t mono_ns) const;
     // SPS/PPS of the scene track in Annex B (from the SDP); "" before the world stream is described.
@@ -93,6 +103,8 @@ public:
     nlohmann::json stats() const;
 
 private:
+    void add_clock_estimate(const std::vector<TimeEchoSample>& samples, int64_t estimate);
+    int64_t device_minus_mono_at(int64_t mono) const;
     void connect();
     void disconnect(const std::string& why);
     void schedule_retry();
@@ -132,7 +144,12 @@ private:
     std::unique_ptr<uv::Timer> echo_timer_;
     std::unique_ptr<uv::Timer> liveness_timer_;
     int retry_delay_ms_ = 1000;
-    std::optional<int64_t> device_minus_mono_ns_;
+    std::optional<int64_t> device_minus_mono_ns_;  // the latest burst's estimate
+    // Phone minus host over time, fitted with its drift through the bursts of the last two
+    // minutes (offsets relative to clock_base_ns_, so the doubles stay small).
+    ClockFit clock_fit_{kNeonClockFit};
+    int64_t clock_base_ns_ = 0;
+    uint64_t clock_steps_ = 0;
     int64_t last_gaze_mono_ns_ = 0;
     int64_t connected_since_mono_ns_ = 0;
     std::string last_error_;

@@ -231,6 +231,33 @@ class HostileNetwork(EyetrackerCase):
         self.assertIn("eyetracker", json.dumps(stats))
 
 
+class ClockDrift(EyetrackerCase):
+    """A phone clock 150 ppm fast: the mapping follows the drift fitted through the Time Echo
+    bursts, so it stays as close between bursts as at them (the latest burst alone would be up to
+    1.5 ms off 10 s later)."""
+    sim_args = ("--skew-ppm", "150")
+
+    def test_mapping_follows_the_drift_between_bursts(self):
+        rig = self.rig
+        rig.start()
+        # Drift needs two bursts 10 s apart.
+        stats = wait_for(lambda: (lambda s: s if s.get("clock_drift_ppm") else None)(rig.module("eyetracker")["stats"]),
+                         30, what="a drift fitted from two Time Echo bursts")
+        rig.cli("trial", "start")
+        time.sleep(12)
+        rig.cli("trial", "stop")
+        stats = rig.module("eyetracker")["stats"]
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        self.assertAlmostEqual(stats["clock_drift_ppm"], 150, delta=30)
+        self.assertEqual(stats["clock_steps"], 0)
+        gaze = whole_rows(os.path.join(self.folder(), "trial_001_gaze.csv"))
+        self.assertGreater(len(gaze), 200 * 10)
+        errors = self.check_mapping(gaze, limit_ms=0.6)
+        print(f"\ndrift {stats['clock_drift_ppm']} ppm (150 simulated): gaze mono_ns vs truth "
+              f"p50 {errors[len(errors) // 2]:.3f} ms, max {errors[-1]:.3f} ms", file=sys.stderr)
+
+
 class Disconnect(EyetrackerCase):
     sim_args = ("--down-for-s", "3", "--battery-drain-s", "0.5")
 

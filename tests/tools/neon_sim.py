@@ -18,7 +18,8 @@ only (asyncio); the scene video comes from an ffmpeg subprocess.
              PLAY, GET_PARAMETER, TEARDOWN. RTP to the client's port a, RTCP
              sender reports (+ SDES CNAME) to port b from server port c+1.
 
-Phone clock: device_ns = time.time_ns() (host CLOCK_REALTIME) + --offset-s.
+Phone clock: device_ns = time.time_ns() (host CLOCK_REALTIME) + --offset-s, plus
+--skew-ppm of the time since the start (a phone crystal running fast or slow).
 RTP clock: 90 kHz for every stream; ts = start + round((device_ns -
 device_ns_at_PLAY) * 90000 / 1e9) mod 2^32, so the sender-report mapping is
 exact (to the 11 us quantum of 90 kHz).
@@ -154,20 +155,25 @@ def log(msg):
 # ---------------------------------------------------------------- clock, truth
 
 class Clock:
-    """Phone clock = host CLOCK_REALTIME + offset."""
+    """Phone clock = host CLOCK_REALTIME + offset, running skew_ppm fast from the start."""
 
-    def __init__(self, offset_ns):
+    def __init__(self, offset_ns, skew_ppm=0.0):
         self.offset_ns = offset_ns
+        self.skew = skew_ppm * 1e-6
+        self.start_rt = time.time_ns()
+
+    def phone(self, rt):
+        return rt + self.offset_ns + int((rt - self.start_rt) * self.skew)
 
     def now(self):
         """(device_ns, mono_ns) of one instant (mono read on both sides)."""
         m0 = time.monotonic_ns()
         rt = time.time_ns()
         m1 = time.monotonic_ns()
-        return rt + self.offset_ns, (m0 + m1) >> 1
+        return self.phone(rt), (m0 + m1) >> 1
 
     def device_ns(self):
-        return time.time_ns() + self.offset_ns
+        return self.phone(time.time_ns())
 
 
 class Truth:
@@ -859,7 +865,7 @@ class Sim:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
         self.seed = seed
         self.rng = random.Random(seed)
-        self.clock = Clock(int(round(args.offset_s * 1e9)))
+        self.clock = Clock(int(round(args.offset_s * 1e9)), args.skew_ppm)
         self.truth = Truth(args.truth)
         self.loss = args.loss
         self.reorder = args.reorder
@@ -1636,6 +1642,8 @@ def parse_args(argv=None):
                                        '{"http","rtsp","time_echo","pid"}')
     p.add_argument("--offset-s", type=float, default=0.0,
                    help="phone clock = host CLOCK_REALTIME + this")
+    p.add_argument("--skew-ppm", type=float, default=0.0,
+                   help="the phone clock runs this many parts per million fast (negative: slow)")
     p.add_argument("--device-name", default="Neon Sim")
     p.add_argument("--battery", type=int, default=87, help="battery level, %%")
     p.add_argument("--battery-drain-s", type=float, default=60,

@@ -51,7 +51,8 @@ std::string stats_brief(const json& stats) {
 }
 }  // namespace
 
-// The Neon behind an eye-tracker module: "Neon Sim, battery 87 %, 100.0 GB free, clock +3700.12 ms, gaze 200 Hz"
+// The Neon behind an eye-tracker module: "Neon Sim, battery 87 %, 100.0 GB free, clock +3700.12 ms
+// drift +1.5 ppm, gaze 200 Hz, scene 30 fps" (and the damaged scene frames, when there are any).
 static std::string neon_summary(const json& stats) {
     if (!stats.value("connected", false)) {
         std::string why = stats.value("device_error", "");
@@ -72,6 +73,16 @@ static std::string neon_summary(const json& stats) {
     json offset = stats.value("clock_offset_ms", json());
     if (offset.is_number()) {
         snprintf(buf, sizeof buf, ", clock %+.2f ms", offset.get<double>());
+        out += buf;
+    }
+    json drift = stats.value("clock_drift_ppm", json());
+    if (drift.is_number() && drift.get<double>() != 0) {
+        snprintf(buf, sizeof buf, " drift %+.1f ppm", drift.get<double>());
+        out += buf;
+    }
+    if (stats.value("scene_frames_damaged", 0) > 0) {
+        snprintf(buf, sizeof buf, ", %llu scene frames damaged",
+                 static_cast<unsigned long long>(stats.value("scene_frames_damaged", uint64_t{0})));
         out += buf;
     }
     snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", stats.value("gaze_rate_hz", 0.0), stats.value("scene_fps", 0.0));

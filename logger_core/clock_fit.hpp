@@ -49,6 +49,7 @@ public:
     void reset();
 
     bool valid() const { return !points_.empty(); }
+    const ClockFitOptions& options() const { return options_; }
     size_t points() const { return points_.size(); }
     int64_t newest_host_ns() const { return points_.empty() ? 0 : points_.back().host_ns; }
     // Host span of the points in the window.

@@ -35,16 +35,32 @@ json NeonDeviceInfo::to_json() const {
     return out;
 }
 
+ClockFitOptions neon_clock_fit_options(int time_echo_interval_s) {
+    ClockFitOptions o;
+    o.window_ns = std::max<int64_t>(120'000'000'000, 6 * int64_t{time_echo_interval_s} * 1'000'000'000);
+    o.max_points = 64;
+    o.min_drift_span_ns = 3 * int64_t{time_echo_interval_s} * 1'000'000'000 - 1'000'000'000;
+    o.rtt_floor_us = 1000;
+    return o;
+}
+
 NeonDevice::NeonDevice(uv::Loop& loop, NeonDeviceOptions options, Callbacks callbacks)
-    : loop_(loop), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
+    : loop_(loop),
+      options_(std::move(options)),
+      callbacks_(std::move(callbacks)),
+      clock_fit_(neon_clock_fit_options(options_.time_echo_interval_s)) {}
 
 NeonDevice::~NeonDevice() {
     ++generation_;
     streams_.clear();
 }
 
+bool NeonDevice::drift_fitted() const {
+    return clock_fit_.valid() && clock_fit_.span_ns() >= clock_fit_.options().min_drift_span_ns;
+}
+
 int64_t NeonDevice::device_minus_mono_at(int64_t mono) const {
-    if (!clock_fit_.valid()) return *device_minus_mono_ns_;
+    if (!drift_fitted()) return *device_minus_mono_ns_;
     return clock_base_ns_ + std::llround(clock_fit_.offset_us_at(mono) * 1000.0);
 }
 
@@ -70,7 +86,7 @@ void NeonDevice::add_clock_estimate(const std::vector<TimeEchoSample>& samples, 
     }
     const int64_t at = samples.front().send_mono_ns + mid_sum / static_cast<int64_t>(samples.size());
     // A phone clock stepped (by NTP, or by hand) breaks the line: start a new one from here.
-    if (clock_fit_.valid() && std::llabs(estimate - device_minus_mono_at(at)) > kClockStepNs) {
+    if (drift_fitted() && std::llabs(estimate - device_minus_mono_at(at)) > kClockStepNs) {
         ++clock_steps_;
         clock_fit_.reset();
     }
@@ -436,8 +452,8 @@ json NeonDevice::stats() const {
     out["bad_payloads"] = bad_payloads_;
     out["untimed_samples"] = untimed_samples_;
     out["disconnects"] = disconnects_;
-    out["clock_drift_ppm"] = clock_fit_.valid() ? json(std::round(clock_fit_.drift_ppm() * 100) / 100) : json(nullptr);
-    out["clock_residual_us"] = clock_fit_.valid() ? json(std::round(clock_fit_.residual_us())) : json(nullptr);
+    out["clock_drift_ppm"] = drift_fitted() ? json(std::round(clock_fit_.drift_ppm() * 100) / 100) : json(nullptr);
+    out["clock_residual_us"] = drift_fitted() ? json(std::round(clock_fit_.residual_us())) : json(nullptr);
     out["clock_steps"] = clock_steps_;
     out["status_pushes"] = status_pushes_;
     if (!last_error_.empty()) out["device_error"] = last_error_;

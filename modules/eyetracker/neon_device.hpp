@@ -27,10 +27,11 @@
 
 namespace pilogger::neon {
 
-// The phone's clock against ours: Time Echo bursts every 10 s, the phone's clock in whole ms, Wi-Fi
-// round trips of milliseconds. Drift is fitted once two bursts are 9 s apart.
-inline constexpr ClockFitOptions kNeonClockFit{
-    .window_ns = 120'000'000'000, .max_points = 64, .min_drift_span_ns = 9'000'000'000, .rtt_floor_us = 1000};
+// The phone's clock against ours: a Time Echo burst every time_echo_interval_s, each good to about
+// 0.2 ms (the phone's clock in whole ms, Wi-Fi round trips of milliseconds). Drift fitted from two
+// such bursts 10 s apart could be 30 ppm off, worse than none, so the line is used once the bursts
+// span three intervals (four of them); until then the latest burst alone.
+ClockFitOptions neon_clock_fit_options(int time_echo_interval_s);
 // A burst this far from the fitted line means the phone's clock was stepped: the fit restarts.
 inline constexpr int64_t kClockStepNs = 3'000'000;
 
@@ -105,6 +106,7 @@ public:
 private:
     void add_clock_estimate(const std::vector<TimeEchoSample>& samples, int64_t estimate);
     int64_t device_minus_mono_at(int64_t mono) const;
+    bool drift_fitted() const;
     void connect();
     void disconnect(const std::string& why);
     void schedule_retry();
@@ -146,8 +148,8 @@ private:
     int retry_delay_ms_ = 1000;
     std::optional<int64_t> device_minus_mono_ns_;  // the latest burst's estimate
     // Phone minus host over time, fitted with its drift through the bursts of the last two
-    // minutes (offsets relative to clock_base_ns_, so the doubles stay small).
-    ClockFit clock_fit_{kNeonClockFit};
+    // minutes or more (offsets relative to clock_base_ns_, so the doubles stay small).
+    ClockFit clock_fit_;
     int64_t clock_base_ns_ = 0;
     uint64_t clock_steps_ = 0;
     int64_t last_gaze_mono_ns_ = 0;

@@ -234,15 +234,16 @@ class HostileNetwork(EyetrackerCase):
 class ClockDrift(EyetrackerCase):
     """A phone clock 150 ppm fast: the mapping follows the drift fitted through the Time Echo
     bursts, so it stays as close between bursts as at them (the latest burst alone would be up to
-    1.5 ms off 10 s later)."""
+    0.75 ms off 5 s later)."""
     sim_args = ("--skew-ppm", "150")
+    module_settings = {"time_echo_interval_s": "5"}
 
     def test_mapping_follows_the_drift_between_bursts(self):
         rig = self.rig
         rig.start()
-        # Drift needs two bursts 10 s apart.
+        # The drift is used once the bursts span three intervals (15 s here).
         stats = wait_for(lambda: (lambda s: s if s.get("clock_drift_ppm") else None)(rig.module("eyetracker")["stats"]),
-                         30, what="a drift fitted from two Time Echo bursts")
+                         40, what="a drift fitted from four Time Echo bursts")
         rig.cli("trial", "start")
         time.sleep(12)
         rig.cli("trial", "stop")

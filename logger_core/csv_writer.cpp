@@ -257,7 +257,8 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         }
     }
 
-    int64_t since_sync_ms() const { return (mono_ns() - stats.last_sync_mono_ns) / 1'000'000; }
+    // From the start of the last sync, so a slow disk does not stretch the interval.
+    int64_t since_sync_ms() const { return (mono_ns() - stats.last_sync_started_mono_ns) / 1'000'000; }
 
     // Starts the next request if none is in flight: write pending data, else sync, else close.
     void kick() {
@@ -328,6 +329,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         busy = true;
         sync_requested = false;
         sync_started_at_bytes = stats.bytes_written;
+        stats.last_sync_started_mono_ns = mono_ns();
         auto* r = request();
         int rc = uv_fs_fdatasync(loop, &r->req, fd, [](uv_fs_t* req) {
             ssize_t result = 0;
@@ -391,7 +393,7 @@ AsyncFileWriter::AsyncFileWriter(uv::Loop& loop, std::string path,
     core_->header = header.empty() ? std::string() : csv_header(header);
     core_->options = options;
     core_->on_error = std::move(on_error);
-    core_->stats.last_sync_mono_ns = mono_ns();
+    core_->stats.last_sync_mono_ns = core_->stats.last_sync_started_mono_ns = mono_ns();
     core_->open();
     timer_.start(options.flush_interval_ms, options.flush_interval_ms, [core = core_.get()] {
         if (!core->busy) core->kick();

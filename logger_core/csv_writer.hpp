@@ -65,7 +65,8 @@ struct FileWriterStats {
     uint64_t rows_dropped = 0;  // refused because the queue was full or the file failed
     uint64_t bytes_written = 0;
     uint64_t syncs = 0;
-    int64_t last_sync_mono_ns = 0;
+    int64_t last_sync_mono_ns = 0;          // when the last fdatasync returned
+    int64_t last_sync_started_mono_ns = 0;  // when it was issued: the sync interval counts from here
 };
 
 class AsyncFileWriter {

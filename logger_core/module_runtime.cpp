@@ -2,13 +2,13 @@
 
 #include "clock.hpp"
 #include "config.hpp"
+#include "paths.hpp"
 
 #include <CLI/CLI.hpp>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <csignal>
-#include <filesystem>
 #include <cstdio>
 #include <iostream>
 
@@ -446,10 +446,8 @@ int run_module(int argc, char** argv, const std::string& type, const std::string
             std::cerr << e.what() << "\n";
             return 2;
         }
-        std::error_code ec;
-        std::filesystem::create_directories(output, ec);
-        if (ec) {
-            std::cerr << "cannot create " << output << ": " << ec.message() << "\n";
+        if (std::string error = create_directories(output); !error.empty()) {
+            std::cerr << error << "\n";
             return 2;
         }
     }

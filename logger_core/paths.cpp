@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <cstring>
 #include <stdexcept>
 
@@ -33,6 +34,12 @@ std::string runtime_dir() {
 }
 
 std::string control_socket_path() { return runtime_dir() + "/control.sock"; }
+
+std::string create_directories(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    return ec ? "cannot create " + dir + ": " + ec.message() : std::string();
+}
 
 std::string executable_dir() {
     char buf[4096];

@@ -10,6 +10,10 @@ namespace pilogger {
 std::string runtime_dir();
 std::string control_socket_path();
 
+// Creates dir and its parents (blocking: call it from a worker, or before the loop runs).
+// "" when the folder is there, else "cannot create <dir>: <reason>".
+std::string create_directories(const std::string& dir);
+
 // The folder holding the running executable.
 std::string executable_dir();
 // <dir of pilogger>/pilogger-<type> if it exists, else the bare name for a PATH lookup.

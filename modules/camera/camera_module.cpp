@@ -2,9 +2,9 @@
 
 #include "av_util.hpp"
 #include "clock.hpp"
+#include "paths.hpp"
 #include "snapshot.hpp"
 
-#include <filesystem>
 #include <stdexcept>
 
 namespace pilogger::camera {
@@ -149,11 +149,7 @@ void CameraModule::start_session(const SessionInfo& session, Reply reply) {
     std::string dir = session.session_dir + "/camera/" + runtime_.name();
     auto shared_reply = std::make_shared<Reply>(std::move(reply));
     off_loop(
-        [dir] {
-            std::error_code ec;
-            std::filesystem::create_directories(dir, ec);
-            return ec ? "cannot create " + dir + ": " + ec.message() : std::string();
-        },
+        [dir] { return create_directories(dir); },
         [this, dir, shared_reply](const std::string& error) {
             if (!error.empty()) {
                 shared_reply->error(errc::kIoError, error);

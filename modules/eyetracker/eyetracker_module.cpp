@@ -62,10 +62,13 @@ void add_empty(CsvRow& row, int count) {
     for (int i = 0; i < count; ++i) row.empty();
 }
 
-std::string trial_name(int trial) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "trial_%03d", trial);
-    return text;
+// Counts a row the writer took, or one it refused.
+void write_counted(AsyncFileWriter& writer, const CsvRow& row, uint64_t& rows, uint64_t& dropped) {
+    if (writer.write_row(row)) {
+        ++rows;
+    } else {
+        ++dropped;
+    }
 }
 
 }  // namespace
@@ -245,11 +248,7 @@ void EyetrackerModule::start_session(const SessionInfo& session, Reply reply) {
     auto shared = std::make_shared<Reply>(std::move(reply));
     uv::queue_work(
         runtime_.loop(),
-        [dir] {
-            std::error_code ec;
-            std::filesystem::create_directories(dir, ec);
-            return ec ? "cannot create " + dir + ": " + ec.message() : std::string();
-        },
+        [dir] { return create_directories(dir); },
         [this, dir, shared](const std::string& error) {
             if (!error.empty()) {
                 shared->error(errc::kIoError, error);
@@ -268,17 +267,17 @@ void EyetrackerModule::open_part(int first_part, std::function<void(const std::s
     // The first part whose files do not exist yet: a restart of this module and a reconnect of
     // the device both continue a trial, and neither may overwrite the other's files.
     auto part = std::make_shared<int>(first_part);
-    std::string base = dir_ + "/" + trial_name(trial_->info.trial);
+    const std::string base = dir_ + "/";
+    const int trial = trial_->info.trial;
     trial_->opening = true;
     uv::queue_work(
         runtime_.loop(),
-        [base, part] {
+        [base, trial, part] {
             for (;; ++*part) {
-                std::string stem = *part <= 1 ? base : base + "_p" + std::to_string(*part);
-                if (!std::filesystem::exists(stem + "_gaze.csv")) return std::string();
+                if (!std::filesystem::exists(base + trial_file_stem(trial, *part) + "_gaze.csv")) return std::string();
             }
         },
-        [this, base, part, done = std::move(done)](const std::string& error) {
+        [this, base, trial, part, done = std::move(done)](const std::string& error) {
             if (!trial_) return;
             trial_->opening = false;
             if (!error.empty()) {
@@ -287,7 +286,7 @@ void EyetrackerModule::open_part(int first_part, std::function<void(const std::s
             }
             trial_->part = *part;
             auto files = std::make_unique<TrialFiles>();
-            files->stem = *part <= 1 ? base : base + "_p" + std::to_string(*part);
+            files->stem = base + trial_file_stem(trial, *part);
             auto on_error = [this](const std::string& message) { file_error(message); };
             uv::Loop& loop = runtime_.loop();
             files->gaze = std::make_unique<AsyncFileWriter>(loop, files->stem + "_gaze.csv", kGazeColumns, FileWriterOptions{}, on_error);
@@ -356,7 +355,7 @@ void EyetrackerModule::announce_trial_start() {
 
 void EyetrackerModule::post_trial_event(const std::string& what, int64_t mono) {
     if (!settings_.trial_events || !device_ || !device_->connected() || !trial_) return;
-    std::string name = trial_name(trial_->info.trial) + "." + what;
+    std::string name = trial_file_stem(trial_->info.trial, 1) + "." + what;
     device_->send_event(name, device_->to_device_ns(mono), [this, name](bool ok, const json&, const std::string& error) {
         if (!ok) runtime_.log("warning", "the Neon did not take the event " + name + ": " + error);
     });
@@ -502,11 +501,7 @@ void EyetrackerModule::on_gaze(const GazeSample& s, int64_t device_ns, int64_t m
     } else {
         add_empty(row, 6);
     }
-    if (trial_->files->gaze->write_row(row)) {
-        ++trial_->files->gaze_rows;
-    } else {
-        ++rows_dropped_;
-    }
+    write_counted(*trial_->files->gaze, row, trial_->files->gaze_rows, rows_dropped_);
 }
 
 void EyetrackerModule::on_imu(const ImuSample& s, int64_t device_ns, int64_t mono) {
@@ -517,11 +512,7 @@ void EyetrackerModule::on_imu(const ImuSample& s, int64_t device_ns, int64_t mon
         row.add(static_cast<double>(v), 6);
     }
     for (float v : {s.quat_w, s.quat_x, s.quat_y, s.quat_z}) row.add(static_cast<double>(v), 7);
-    if (trial_->files->imu->write_row(row)) {
-        ++trial_->files->imu_rows;
-    } else {
-        ++rows_dropped_;
-    }
+    write_counted(*trial_->files->imu, row, trial_->files->imu_rows, rows_dropped_);
 }
 
 void EyetrackerModule::on_eye_event(const EyeEvent& e, int64_t device_ns, int64_t mono) {
@@ -552,15 +543,10 @@ void EyetrackerModule::on_eye_event(const EyeEvent& e, int64_t device_ns, int64_
     } else {
         add_empty(row, 10);
     }
-    if (trial_->files->events->write_row(row)) {
-        ++trial_->files->event_rows;
-    } else {
-        ++rows_dropped_;
-    }
+    write_counted(*trial_->files->events, row, trial_->files->event_rows, rows_dropped_);
 }
 
 void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mono) {
-    ++scene_frames_total_;
     if (settings_.preview && !preview_ && !preview_name_.empty()) {
         try {
             int height = settings_.preview_width * 3 / 4;
@@ -576,7 +562,7 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
         // The frames since the last keyframe, so a trial's video can begin at the keyframe at or
         // before its start instead of losing up to a keyframe interval of the trial.
         if (unit.keyframe) scene_preroll_.clear();
-        if (scene_preroll_.size() < kMaxPrerollFrames) scene_preroll_.push_back({unit, device_ns, mono});
+        if (scene_preroll_.size() < kMaxPrerollFrames) scene_preroll_.push_back({std::move(unit), device_ns, mono});
         return;
     }
     TrialFiles& files = *trial_->files;
@@ -598,11 +584,7 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
                                                  bool intact) {
             CsvRow row;
             row.add(index).add(times.device_time_ns).add(times.mono_ns).add(pts_us).add(intact ? 1 : 0);
-            if (target->frames->write_row(row)) {
-                ++target->frame_rows;
-            } else {
-                ++rows_dropped_;
-            }
+            write_counted(*target->frames, row, target->frame_rows, rows_dropped_);
         };
         // ffmpeg's own warnings are chatter (probing, rate guesses) for the log file; its failures
         // arrive through `failed`.

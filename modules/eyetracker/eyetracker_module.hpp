@@ -106,7 +106,6 @@ private:
     std::function<void()> after_closing_;
     uint64_t time_echo_burst_ = 0;
     uint64_t rows_dropped_ = 0;
-    uint64_t scene_frames_total_ = 0;
     uint64_t scene_dropped_closed_ = 0;
     uint64_t scene_damaged_closed_ = 0;  // written, not intact (lost packets, concealed)
     std::string last_error_;

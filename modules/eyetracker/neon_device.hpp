@@ -157,7 +157,6 @@ private:
     std::string last_error_;
     // Rates over the last second for status.
     uint64_t gaze_count_ = 0, imu_count_ = 0, scene_count_ = 0, event_count_ = 0;
-    uint64_t gaze_window_start_ = 0;
     int64_t rate_window_mono_ns_ = 0;
     double gaze_rate_hz_ = 0, imu_rate_hz_ = 0, scene_rate_hz_ = 0;
     uint64_t bad_payloads_ = 0;

@@ -1,21 +1,14 @@
 #include "net_clients.hpp"
 
 #include "clock.hpp"
-#include "sdp.hpp"
+#include "sdp.hpp"  // base64_encode
 
 #include <algorithm>
-#include <chrono>
 #include <random>
 
 namespace pilogger::neon {
 
 namespace {
-int64_t unix_ms_now() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 void put_u64_be(std::string& out, uint64_t value) {
     for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
 }
@@ -342,7 +335,7 @@ void TimeEchoClient::burst(const std::string& address, int port, int count, int 
 
 void TimeEchoClient::send_next() {
     TimeEchoSample sample;
-    sample.host_unix_ms = unix_ms_now();
+    sample.host_unix_ms = realtime_ns() / 1'000'000;
     std::string wire;
     put_u64_be(wire, static_cast<uint64_t>(sample.host_unix_ms));
     sample.send_mono_ns = mono_ns();

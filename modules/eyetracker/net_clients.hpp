@@ -33,7 +33,6 @@ public:
                  int timeout_ms, Done done);
     // Drops every request in flight without calling their callbacks.
     void cancel_all();
-    size_t in_flight() const { return pending_.size(); }
 
 private:
     struct Pending;

@@ -8,7 +8,6 @@
 #include "pico_link.hpp"
 #include "uv.hpp"
 
-#include <glob.h>
 #include <unistd.h>
 
 #include <array>
@@ -59,15 +58,11 @@ struct SerialPort {
 
 std::vector<SerialPort> pico_ports() {
     std::vector<SerialPort> ports;
-    glob_t g{};
-    if (::glob(kPicoAutoGlob, 0, nullptr, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; ++i) {
-            std::array<char, PATH_MAX> real{};
-            const char* resolved = ::realpath(g.gl_pathv[i], real.data());
-            ports.push_back({g.gl_pathv[i], resolved != nullptr ? resolved : ""});
-        }
+    for (const std::string& path : pico_auto_devices()) {
+        std::array<char, PATH_MAX> real{};
+        const char* resolved = ::realpath(path.c_str(), real.data());
+        ports.push_back({path, resolved != nullptr ? resolved : ""});
     }
-    ::globfree(&g);
     return ports;
 }
 

@@ -60,31 +60,18 @@ static std::string neon_summary(const json& stats) {
     }
     std::string out = "; " + stats.value("device_name", std::string("Neon"));
     char buf[200];
-    json battery = stats.value("battery_percent", json());
-    if (battery.is_number()) {
-        snprintf(buf, sizeof buf, ", battery %.0f %%", battery.get<double>());
+    // Appends the number under key with format, when the device gave one (and it is not zero).
+    auto append = [&](const char* key, const char* format, bool skip_zero = false) {
+        const json value = stats.value(key, json());
+        if (!value.is_number() || (skip_zero && value.get<double>() == 0)) return;
+        snprintf(buf, sizeof buf, format, value.get<double>());
         out += buf;
-    }
-    json storage = stats.value("free_storage_gb", json());
-    if (storage.is_number()) {
-        snprintf(buf, sizeof buf, ", %.1f GB free", storage.get<double>());
-        out += buf;
-    }
-    json offset = stats.value("clock_offset_ms", json());
-    if (offset.is_number()) {
-        snprintf(buf, sizeof buf, ", clock %+.2f ms", offset.get<double>());
-        out += buf;
-    }
-    json drift = stats.value("clock_drift_ppm", json());
-    if (drift.is_number() && drift.get<double>() != 0) {
-        snprintf(buf, sizeof buf, " drift %+.1f ppm", drift.get<double>());
-        out += buf;
-    }
-    if (stats.value("scene_frames_damaged", 0) > 0) {
-        snprintf(buf, sizeof buf, ", %llu scene frames damaged",
-                 static_cast<unsigned long long>(stats.value("scene_frames_damaged", uint64_t{0})));
-        out += buf;
-    }
+    };
+    append("battery_percent", ", battery %.0f %%");
+    append("free_storage_gb", ", %.1f GB free");
+    append("clock_offset_ms", ", clock %+.2f ms");
+    append("clock_drift_ppm", " drift %+.1f ppm", true);
+    append("scene_frames_damaged", ", %.0f scene frames damaged", true);
     snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", stats.value("gaze_rate_hz", 0.0), stats.value("scene_fps", 0.0));
     return out + buf;
 }

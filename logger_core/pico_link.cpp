@@ -136,16 +136,22 @@ void PicoLink::stop() {
 
 // ---- the port ----
 
+std::vector<std::string> pico_auto_devices() {
+    std::vector<std::string> paths;
+    glob_t g{};
+    if (::glob(kPicoAutoGlob, 0, nullptr, &g) == 0) paths.assign(g.gl_pathv, g.gl_pathv + g.gl_pathc);  // sorted
+    ::globfree(&g);
+    return paths;
+}
+
 std::string PicoLink::resolve_device(std::string* why) const {
     if (config_.device == "emulator") {
         if (!emulator_announced_) *why = "the emulator has not opened its pseudo-terminal yet";
         return emulator_announced_ ? link_path_ : std::string();
     }
     if (config_.device == "auto") {
-        glob_t g{};
-        std::string path;
-        if (::glob(kPicoAutoGlob, 0, nullptr, &g) == 0 && g.gl_pathc > 0) path = g.gl_pathv[0];  // sorted
-        ::globfree(&g);
+        const std::vector<std::string> found = pico_auto_devices();
+        const std::string path = found.empty() ? std::string() : found.front();
         if (path.empty()) {
             *why = std::string("no device matches ") + kPicoAutoGlob +
                    " (is the Pico W plugged in and running MicroPython?)";

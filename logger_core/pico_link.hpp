@@ -33,6 +33,8 @@ inline const std::vector<std::string> kPicoLedColumns = {"seq",   "pico_us", "mo
 
 // udev's name for a Pico running MicroPython; device: auto takes the first match.
 inline constexpr const char* kPicoAutoGlob = "/dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_*";
+// The paths matching kPicoAutoGlob, sorted (device: auto opens the first).
+std::vector<std::string> pico_auto_devices();
 
 class PicoLink {
 public:

@@ -36,14 +36,12 @@ qint64 threadCpuNs() {
     return static_cast<qint64>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// How long the calling thread has waited on a run queue (ready, no CPU free), in ns; 0 when the
-// kernel does not keep schedstats.
-qint64 cpuWaitNs() {
-    const int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
+// How long a thread has waited on a run queue (ready, no CPU free), in ns, from its open
+// /proc/thread-self/schedstat; 0 when the kernel keeps no schedstats.
+qint64 cpuWaitNs(int schedstat_fd) {
+    if (schedstat_fd < 0) return 0;
     char text[128];
-    const ssize_t n = ::read(fd, text, sizeof text - 1);
-    ::close(fd);
+    const ssize_t n = ::pread(schedstat_fd, text, sizeof text - 1, 0);
     if (n <= 0) return 0;
     text[n] = '\0';
     unsigned long long on_cpu = 0;
@@ -128,9 +126,14 @@ EventLoopWatch::EventLoopWatch(int interval_ms, QObject* parent) : QObject(paren
     }
 }
 
-EventLoopWatch::~EventLoopWatch() { stop(); }
+EventLoopWatch::~EventLoopWatch() {
+    stop();
+    if (schedstat_fd_ >= 0) ::close(schedstat_fd_);
+}
 
 void EventLoopWatch::start() {
+    // Opened here, on the watched thread: thread-self names the thread that opens it.
+    if (schedstat_fd_ < 0) schedstat_fd_ = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     reset();
     timer_.start();
     if (!filtering_ && QCoreApplication::instance() != nullptr) {
@@ -161,7 +164,7 @@ void EventLoopWatch::reset() {
     last_ns_ = 0;
     last_cpu_ns_ = threadCpuNs();
     std::tie(last_voluntary_, last_involuntary_) = contextSwitches();
-    last_cpu_wait_ns_ = cpuWaitNs();
+    last_cpu_wait_ns_ = cpuWaitNs(schedstat_fd_);
     max_gap_ns_ = max_gap_busy_ns_ = max_gap_end_mono_ns_ = sum_ns_ = ticks_ = stalls_ = 0;
     max_gap_preempted_ = max_gap_blocked_ = max_gap_cpu_wait_ns_ = max_own_gap_ns_ = 0;
     max_gap_what_.clear();
@@ -337,7 +340,7 @@ void EventLoopWatch::tick() {
     const qint64 cpu = threadCpuNs();
     const qint64 gap = now - last_ns_;
     const auto [voluntary, involuntary] = contextSwitches();
-    const qint64 cpu_wait = cpuWaitNs();
+    const qint64 cpu_wait = cpuWaitNs(schedstat_fd_);
     const qint64 own_gap = std::max<qint64>(0, gap - (cpu_wait - last_cpu_wait_ns_));
     const bool longest = gap > max_gap_ns_;
     const bool longest_own = own_gap > max_own_gap_ns_;

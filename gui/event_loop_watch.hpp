@@ -101,6 +101,7 @@ private:
     qint64 max_gap_ns_ = 0;
     qint64 max_gap_busy_ns_ = 0;
     qint64 max_gap_end_mono_ns_ = 0;
+    int schedstat_fd_ = -1;  // the GUI thread's /proc/thread-self/schedstat, read every tick
     qint64 last_cpu_wait_ns_ = 0;
     qint64 max_gap_cpu_wait_ns_ = 0;
     qint64 max_own_gap_ns_ = 0;

@@ -6,7 +6,6 @@ extern "C" {
 #include <libavutil/opt.h>
 }
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +62,7 @@ void VideoWriter::AvioFree::operator()(AVIOContext* io) const {
 
 VideoWriter::VideoWriter(std::string path, int width, int height, const CameraSettings& settings,
                          const ColorInfo& color)
-    : path_(std::move(path)), file_(path_) {
+    : file_(std::move(path)) {
     frame_period_us_ = std::max<int64_t>(1, std::llround(1e6 / settings.fps));
     try {
         open_encoder(width, height, settings, color);
@@ -85,7 +84,7 @@ VideoWriter::~VideoWriter() {
 
 void VideoWriter::fail(const std::string& what, int av_code) {
     std::string reason = write_errno_ != 0 ? std::strerror(write_errno_) : av_error_text(av_code);
-    throw std::runtime_error(path_ + ": " + what + ": " + reason);
+    throw std::runtime_error(path() + ": " + what + ": " + reason);
 }
 
 void VideoWriter::open_encoder(int width, int height, const CameraSettings& settings, const ColorInfo& color) {
@@ -145,19 +144,19 @@ void VideoWriter::open_muxer(const CameraSettings& settings) {
     format_.reset(raw);
 
     auto* buffer = static_cast<unsigned char*>(av_malloc(kIoBufferBytes));
-    if (buffer == nullptr) throw std::runtime_error("out of memory for " + path_);
+    if (buffer == nullptr) throw std::runtime_error("out of memory for " + path());
     io_.reset(avio_alloc_context(buffer, kIoBufferBytes, 1, this, nullptr, &VideoWriter::write_callback,
                                  &VideoWriter::seek_callback));
     if (!io_) {
         av_free(buffer);
-        throw std::runtime_error("out of memory for " + path_);
+        throw std::runtime_error("out of memory for " + path());
     }
     format_->pb = io_.get();
     // Our AVIOContext: FFmpeg must not close it. Every packet goes to the file at once.
     format_->flags |= AVFMT_FLAG_CUSTOM_IO | AVFMT_FLAG_FLUSH_PACKETS;
 
     stream_ = avformat_new_stream(format_.get(), nullptr);
-    if (stream_ == nullptr) throw std::runtime_error("cannot add a video stream to " + path_);
+    if (stream_ == nullptr) throw std::runtime_error("cannot add a video stream to " + path());
     stream_->time_base = kMicroseconds;
     stream_->avg_frame_rate = codec_->framerate;
     rc = avcodec_parameters_from_context(stream_->codecpar, codec_.get());
@@ -180,7 +179,7 @@ void VideoWriter::write_header(const AVPacket* first_packet) {
         std::vector<uint8_t> sets = parameter_sets(first_packet->data, static_cast<size_t>(first_packet->size));
         if (!sets.empty()) {
             auto* extradata = static_cast<uint8_t*>(av_mallocz(sets.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-            if (extradata == nullptr) throw std::runtime_error("out of memory for " + path_);
+            if (extradata == nullptr) throw std::runtime_error("out of memory for " + path());
             std::memcpy(extradata, sets.data(), sets.size());
             stream_->codecpar->extradata = extradata;
             stream_->codecpar->extradata_size = static_cast<int>(sets.size());
@@ -192,7 +191,7 @@ void VideoWriter::write_header(const AVPacket* first_packet) {
         const AVDictionaryEntry* unused = av_dict_get(muxer_options_, "", nullptr, AV_DICT_IGNORE_SUFFIX);
         std::string key = unused != nullptr ? unused->key : "?";
         av_dict_free(&muxer_options_);
-        throw std::runtime_error(path_ + ": the MP4 muxer does not know the option " + key);
+        throw std::runtime_error(path() + ": the MP4 muxer does not know the option " + key);
     }
     header_written_ = true;
 }
@@ -218,12 +217,12 @@ int64_t VideoWriter::seek_callback(void* opaque, int64_t offset, int whence) {
 }
 
 void VideoWriter::write(const FramePtr& frame, int64_t pts_us) {
-    if (finished_) throw std::runtime_error(path_ + ": write after finish");
+    if (finished_) throw std::runtime_error(path() + ": write after finish");
     if (pts_us <= last_pts_us_) {
-        throw std::runtime_error(path_ + ": pts " + std::to_string(pts_us) + " does not increase");
+        throw std::runtime_error(path() + ": pts " + std::to_string(pts_us) + " does not increase");
     }
     AvFramePtr f(av_frame_alloc());
-    if (!f) throw std::runtime_error("out of memory for a frame of " + path_);
+    if (!f) throw std::runtime_error("out of memory for a frame of " + path());
     f->format = AV_PIX_FMT_YUV420P;
     f->width = frame->width;
     f->height = frame->height;
@@ -240,7 +239,7 @@ void VideoWriter::write(const FramePtr& frame, int64_t pts_us) {
         AV_BUFFER_FLAG_READONLY);
     if (f->buf[0] == nullptr) {
         delete holder;
-        throw std::runtime_error("out of memory for a frame of " + path_);
+        throw std::runtime_error("out of memory for a frame of " + path());
     }
     int rc = avcodec_send_frame(codec_.get(), f.get());
     if (rc < 0) fail("the encoder refused a frame", rc);

@@ -30,9 +30,9 @@ public:
     // Drains the encoder, writes the trailer, fdatasyncs and closes the file.
     void finish();
     // fdatasync when something was written and the last sync is at least interval_ns old.
-    void sync_if_due(int64_t now_ns, int64_t interval_ns = 1'000'000'000);
+    void sync_if_due(int64_t now_ns, int64_t interval_ns);
 
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return file_.path(); }
     uint64_t bytes_written() const { return file_.bytes_written(); }
     uint64_t packets_written() const { return packets_; }
     const std::string& encoder_name() const { return encoder_name_; }
@@ -56,7 +56,6 @@ private:
     void write_header(const AVPacket* first_packet);
     [[noreturn]] void fail(const std::string& what, int av_code);
 
-    std::string path_;
     // Declared before the FFmpeg contexts so that it is destroyed (closed) after them.
     OutputFile file_;
     std::string encoder_name_;

@@ -625,7 +625,7 @@ struct SceneWriter::Impl {
         if (options.overlay) {
             outputs = std::make_unique<LoopQueue<WorkerOutput>>(loop, [this](WorkerOutput& out) { on_worker_output(out); });
             worker = std::make_unique<OverlayWorker>(path, time_base, options.max_pipe_bytes, *outputs);
-            mirror_timer.start(kPipeMirrorIntervalMs, kPipeMirrorIntervalMs, [this] { refresh_pipe_mirror(); });
+            mirror_timer.start(kPipeMirrorIntervalMs, kPipeMirrorIntervalMs, [this] { note_pipe_level(); });
             mirror_timer.unref();
         }
         ignore_sigpipe_if_default();
@@ -823,7 +823,6 @@ struct SceneWriter::Impl {
         if (worker) worker->pipe_bytes = queued;
     }
 
-    void refresh_pipe_mirror() { note_pipe_level(); }
 
     void on_worker_output(WorkerOutput& out) {
         if (!out.warning.empty()) log("warning", out.warning);

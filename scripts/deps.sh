@@ -16,6 +16,9 @@ PACKAGES=(
   avahi-utils dbus
   # GUI and its tests
   qt6-base-dev libxcb1-dev xvfb xauth
+  # hardening: coverage-guided fuzzing (clang's libFuzzer with ASan/UBSan), syscall traces of the
+  # sync schedule in the power-cut test
+  clang libclang-rt-14-dev strace
 )
 
 missing=()

@@ -2,6 +2,7 @@
 
 #include "clock.hpp"
 #include "config.hpp"
+#include "output_queue.hpp"
 #include "supervisor.hpp"
 
 #include <sys/stat.h>
@@ -47,11 +48,9 @@ private:
         write_line("\r\033[K" + line);
         shown_ = true;
     }
-    // stderr may be a terminal that went away (ssh dropped): ignore write errors.
-    static void write_line(const std::string& s) {
-        ssize_t ignored = ::write(STDERR_FILENO, s.data(), s.size());
-        (void)ignored;
-    }
+    // The terminal may be paused (Ctrl-S), frozen (ssh) or gone: the loop thread never waits
+    // for it. Status lines and log lines beyond the queue are dropped, and counted.
+    static void write_line(const std::string& s) { stderr_queue().write(s); }
     bool tty_;
     bool shown_ = false;
     std::string status_;
@@ -118,6 +117,7 @@ int run(const RunArgs& args) {
         status_timer.unref();  // the status line never keeps the supervisor alive
         loop.run();
         console.clear();
+        stderr_queue().flush(std::chrono::milliseconds(1000));
         exit_code = supervisor.exit_code();
         session_dirs = supervisor.session_dirs();
         final_status = supervisor.status();

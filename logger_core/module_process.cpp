@@ -98,6 +98,8 @@ void ModuleProcess::spawn() {
     options.stdout_pipe = stdout_.get();
     options.stderr_pipe = stderr_.get();
     options.detached = true;  // Ctrl-C on the terminal reaches the supervisor only
+    // A supervisor killed outright: the module closes its files and exits (see ModuleRuntime).
+    options.parent_death_signal = SIGTERM;
     spawned_mono_ns_ = mono_ns();
     last_seen_mono_ns_ = spawned_mono_ns_;
     try {

@@ -2,10 +2,10 @@
 
 #include "clock.hpp"
 #include "config.hpp"
+#include "output_queue.hpp"
 #include "paths.hpp"
 
 #include <CLI/CLI.hpp>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -17,6 +17,14 @@ namespace pilogger {
 namespace {
 // Beyond this much unsent output the supervisor is not reading: shed stats and log events.
 constexpr size_t kMaxStdoutBacklog = 4 * 1024 * 1024;
+// The last lines out before the process ends, unless a stalled reader holds them.
+void flush_output() {
+    stdout_queue().flush(std::chrono::milliseconds(500));
+    stderr_queue().flush(std::chrono::milliseconds(500));
+}
+
+// A module whose supervisor died gets this long to close its files.
+constexpr unsigned kOrphanDeadlineS = 1;
 
 // Reads a typed argument or throws a message naming it.
 template <typename T>
@@ -110,9 +118,8 @@ void ModuleRuntime::send_line(std::string line, bool essential) {
         stdout_->write(std::move(line));
         return;
     }
-    // Standalone on a terminal or file: a person is reading; plain writes are fine here.
-    fwrite(line.data(), 1, line.size(), stdout);
-    fflush(stdout);
+    // Standalone on a terminal or file: a person reads it, and may have paused the terminal.
+    if (!stdout_queue().write(line)) ++events_dropped_;
 }
 
 void ModuleRuntime::emit(std::string_view event, json fields) {
@@ -124,9 +131,9 @@ void ModuleRuntime::emit(std::string_view event, json fields) {
 
 void ModuleRuntime::log(std::string_view level, const std::string& message) {
     std::string line = wall_time_utc_now() + " " + std::string(level) + " " + name_ + ": " + message + "\n";
-    // stderr is a pipe read by the supervisor (or a terminal standalone); lines are short.
-    ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
-    (void)ignored;
+    // stderr is a pipe the supervisor reads at its own pace (or a terminal standalone): never
+    // wait for it on the loop thread.
+    if (!stderr_queue().write(line)) ++log_lines_dropped_;
     if (level == "warning" || level == "error") {
         emit(level, json{{"message", message}});
     }
@@ -154,6 +161,7 @@ void ModuleRuntime::send_stats() {
     s["state"] = to_string(state_);
     s["uptime_s"] = static_cast<double>(mono_ns() - started_mono_ns_) / 1e9;
     s["events_dropped"] = events_dropped_;
+    s["log_lines_dropped"] = log_lines_dropped_;
     s["bad_lines"] = bad_lines_;
     emit("stats", std::move(s));
 }
@@ -295,6 +303,12 @@ void ModuleRuntime::dispatch(const Message& m) {
 }
 
 void ModuleRuntime::request_finish(const std::string& why) {
+    if (supervised_ && getppid() != supervisor_pid_ && !orphaned_) {
+        // Nobody is left to escalate a stop: close what we can, and SIGALRM ends the process
+        // even if the loop hangs, so no module of a dead supervisor outlives it by a second.
+        orphaned_ = true;
+        alarm(kOrphanDeadlineS);
+    }
     if (finishing_) return;
     finishing_ = true;
     log("info", "finishing: " + why);
@@ -358,10 +372,9 @@ int ModuleRuntime::run(Module& module, const json* standalone_settings,
                        const std::string& standalone_output, double standalone_duration_s) {
     module_ = &module;
     std::signal(SIGPIPE, SIG_IGN);
-    if (supervised_) {
-        // Belt and braces beside stdin EOF: never outlive the supervisor.
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-    }
+    // The supervisor starts modules with a parent-death SIGTERM (pilogger-spawn); stdin EOF says
+    // the same. Either way a module never outlives it.
+    if (supervised_) supervisor_pid_ = getppid();
     sigint_ = std::make_unique<uv::Signal>(loop_);
     sigterm_ = std::make_unique<uv::Signal>(loop_);
     sigint_->start(SIGINT, [this](int) { request_finish("SIGINT"); });
@@ -458,8 +471,10 @@ int run_module(int argc, char** argv, const std::string& type, const std::string
         std::unique_ptr<Module> module = factory(runtime);
         int status = runtime.run(*module, supervised ? nullptr : &settings, output, duration_s);
         module.reset();
+        flush_output();
         return status;
     } catch (const std::exception& e) {
+        flush_output();
         std::cerr << "pilogger-" << type << " (" << name << "): " << e.what() << "\n";
         return 1;
     }

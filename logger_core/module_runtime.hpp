@@ -7,6 +7,8 @@
 #include "ndjson.hpp"
 #include "uv.hpp"
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -138,12 +140,15 @@ private:
     LineFramer framer_;
     bool finishing_ = false;
     uint64_t events_dropped_ = 0;
+    uint64_t log_lines_dropped_ = 0;  // stderr not read fast enough
     uint64_t bad_lines_ = 0;
     int64_t stats_interval_ms_ = 500;
     int64_t started_mono_ns_ = 0;
     std::unique_ptr<Reply> shutdown_reply_;
     int exit_status_ = 0;
     int64_t session_start_mono_ns_ = 0;
+    pid_t supervisor_pid_ = 0;  // supervised: our parent at start; another parent means it died
+    bool orphaned_ = false;
 };
 
 const char* to_string(ModuleRuntime::State state);

@@ -1,5 +1,9 @@
 #include "uv.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 
 namespace pilogger::uv {
@@ -377,13 +381,64 @@ void resolve(Loop& loop, const std::string& host, std::function<void(int, std::s
 }
 
 // ---- Process ----
+std::string find_executable(const std::string& file) {
+    auto runnable = [](const std::string& path) {
+        struct stat st {};
+        return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+    };
+    if (file.empty()) return {};
+    if (file.find('/') != std::string::npos) return runnable(file) ? file : std::string();
+    const char* path = std::getenv("PATH");
+    std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    for (size_t start = 0; start <= dirs.size();) {
+        size_t end = dirs.find(':', start);
+        if (end == std::string::npos) end = dirs.size();
+        std::string dir = dirs.substr(start, end - start);
+        std::string candidate = (dir.empty() ? "." : dir) + "/" + file;
+        if (runnable(candidate)) return candidate;
+        start = end + 1;
+    }
+    return {};
+}
+
+namespace {
+// pilogger-spawn next to the running executable (the build folder's bin/, or where it is installed).
+const std::string& spawn_helper() {
+    static const std::string path = [] {
+        char buf[4096];
+        size_t size = sizeof buf;
+        if (uv_exepath(buf, &size) != 0) return std::string("pilogger-spawn");
+        std::string exe(buf, size);
+        return exe.substr(0, exe.find_last_of('/')) + "/pilogger-spawn";
+    }();
+    return path;
+}
+}  // namespace
+
 Process::Process(Loop& loop) : loop_(loop.get()) {}
 
 void Process::spawn(const ProcessOptions& options, ExitCallback on_exit) {
     on_exit_ = std::move(on_exit);
 
+    // Resolved here so a missing program is an error now, not an exit status 127 later.
+    std::string file = find_executable(options.file);
+    if (file.empty()) {
+        throw Error("cannot start " + options.file + ": " +
+                        (options.file.find('/') != std::string::npos ? "no such executable file" : "not found on PATH"),
+                    UV_ENOENT);
+    }
+    std::vector<std::string> command;
+    if (options.parent_death_signal != 0) {
+        if (find_executable(spawn_helper()).empty()) {
+            throw Error("cannot start " + options.file + ": " + spawn_helper() + " is missing", UV_ENOENT);
+        }
+        command = {spawn_helper(), std::to_string(options.parent_death_signal), std::to_string(::getpid()), file};
+    }
+    command.insert(command.end(), options.args.begin(), options.args.end());
+    const std::string& exec_file = options.parent_death_signal != 0 ? command.front() : file;
+
     std::vector<char*> argv;
-    for (const auto& a : options.args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
     for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
@@ -402,7 +457,7 @@ void Process::spawn(const ProcessOptions& options, ExitCallback on_exit) {
     }
 
     uv_process_options_t uv_options{};
-    uv_options.file = options.file.c_str();
+    uv_options.file = exec_file.c_str();
     uv_options.args = argv.data();
     uv_options.env = options.env.empty() ? nullptr : envp.data();
     uv_options.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();

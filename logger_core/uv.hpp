@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -229,13 +230,21 @@ struct ProcessOptions {
     Stream* stdout_pipe = nullptr;
     Stream* stderr_pipe = nullptr;
     bool detached = false;            // own session: terminal Ctrl-C reaches only the supervisor
+    // Sent to the child by the kernel when this process (the spawning thread) dies, so no child
+    // ever outlives its parent; 0 only for a process meant to outlive us. Set through
+    // pilogger-spawn, which sits next to the executables.
+    int parent_death_signal = SIGKILL;
 };
+
+// The executable a command would run: file itself when it has a slash, else the first
+// executable of that name on PATH. "" when there is none.
+std::string find_executable(const std::string& file);
 
 class Process : public Handle<uv_process_t> {
 public:
     using ExitCallback = std::function<void(int64_t exit_status, int term_signal)>;
     explicit Process(Loop& loop);
-    // Throws Error with the executable name on failure.
+    // Throws Error with the executable name on failure (also when it is missing or not executable).
     void spawn(const ProcessOptions& options, ExitCallback on_exit);
     int pid() const { return pid_; }
     bool running() const { return running_; }

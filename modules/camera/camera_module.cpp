@@ -18,7 +18,7 @@ constexpr int64_t kStopGraceMs = 1000;
 
 CameraModule::CameraModule(ModuleRuntime& runtime) : runtime_(runtime) {
     // FFmpeg's informational lines (x264's banner and summary) would flood the module log.
-    av_log_set_level(AV_LOG_WARNING);
+    route_ffmpeg_log(AV_LOG_WARNING);
     events_ = std::make_unique<LoopQueue<Event>>(runtime_.loop(), [this](Event& e) { handle(e); });
     stop_timer_ = std::make_unique<uv::Timer>(runtime_.loop());
     snapshot_timer_ = std::make_unique<uv::Timer>(runtime_.loop());

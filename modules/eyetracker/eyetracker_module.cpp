@@ -1,5 +1,6 @@
 #include "eyetracker_module.hpp"
 
+#include "av_util.hpp"
 #include "clock.hpp"
 #include "discovery.hpp"
 #include "paths.hpp"
@@ -73,7 +74,10 @@ void write_counted(AsyncFileWriter& writer, const CsvRow& row, uint64_t& rows, u
 
 }  // namespace
 
-EyetrackerModule::EyetrackerModule(ModuleRuntime& runtime) : runtime_(runtime) {}
+EyetrackerModule::EyetrackerModule(ModuleRuntime& runtime) : runtime_(runtime) {
+    // Decoder warnings (a damaged scene frame) go to the module log without ever blocking.
+    route_ffmpeg_log(AV_LOG_WARNING);
+}
 
 EyetrackerModule::~EyetrackerModule() {
     if (simulator_) simulator_->kill(SIGTERM);

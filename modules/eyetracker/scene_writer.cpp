@@ -674,6 +674,8 @@ struct SceneWriter::Impl {
         spawn_options.args = ffmpeg_arguments();
         spawn_options.stdin_pipe = stdin_pipe.get();
         spawn_options.stderr_pipe = stderr_pipe.get();
+        // If the module dies, ffmpeg finishes the file it has (as on stdin EOF) rather than lingering.
+        spawn_options.parent_death_signal = SIGTERM;
         try {
             process->spawn(spawn_options, [this](int64_t status, int signal) { on_exit(status, signal); });
         } catch (const uv::Error& e) {

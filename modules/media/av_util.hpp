@@ -55,4 +55,8 @@ using AvioContextPtr = std::unique_ptr<AVIOContext, AvioContextFree>;
 // "Invalid argument (-22)"
 std::string av_error_text(int code);
 
+// FFmpeg's own log lines (from any thread) at `level` and above go through the process's stderr
+// queue, like the module's log: a stalled log reader never blocks an encoder or the loop.
+void route_ffmpeg_log(int level);
+
 }  // namespace pilogger

@@ -11,6 +11,12 @@ namespace {
 constexpr int kMaxConsecutiveAckTimeouts = 3;
 // A hello must come soon after spawn: the runtime sends it before any module set-up.
 constexpr int64_t kHelloGraceMs = 2000;
+// What one module may make the supervisor read per 100 ms window (10,000 lines/s, 10 MiB/s of
+// protocol; 1.25 MiB/s of log). Past it, reading pauses until the window ends.
+constexpr int64_t kReadWindowNs = 100'000'000;
+constexpr uint64_t kStdoutLinesPerWindow = 1000;
+constexpr uint64_t kStdoutBytesPerWindow = 1024 * 1024;
+constexpr uint64_t kStderrBytesPerWindow = 128 * 1024;
 }  // namespace
 
 const char* to_string(ModuleProcess::State state) {
@@ -41,6 +47,13 @@ ModuleProcess::ModuleProcess(uv::Loop& loop, ModuleHost& host, ModuleConfig conf
       settings_(settings),
       restart_timer_(loop),
       stop_timer_(loop),
+      stdout_resume_timer_(loop),
+      stderr_resume_timer_(loop),
+      stdout_budget_(kReadWindowNs, kStdoutLinesPerWindow, kStdoutBytesPerWindow),
+      stderr_budget_(kReadWindowNs, UINT64_MAX, kStderrBytesPerWindow),
+      incident_limit_(5, 20),
+      message_limit_(20, 100),
+      stats_limit_(20, 40),
       enabled_(config_.enabled),
       backoff_ms_(settings.restart_backoff_initial_ms) {
     executable_ = config_.executable.empty() ? find_module_executable(config_.type) : config_.executable;
@@ -53,14 +66,14 @@ ModuleProcess::~ModuleProcess() {
 }
 
 bool ModuleProcess::has_capability(const std::string& capability) const {
-    for (const auto& c : hello_.value("capabilities", json::array())) {
+    for (const auto& c : hello_.capabilities) {
         if (c == capability) return true;
     }
     return false;
 }
 
 bool ModuleProcess::connected() const {
-    return process_ && process_->running() && !hello_.is_null() &&
+    return process_ && process_->running() && said_hello_ &&
            (state_ == State::Configuring || state_ == State::Ready || state_ == State::Recording);
 }
 
@@ -82,8 +95,11 @@ void ModuleProcess::start() {
 
 void ModuleProcess::spawn() {
     stopping_ = false;
-    hello_ = json();
+    hello_ = ModuleHello{};
+    said_hello_ = false;
     last_stats_ = json::object();
+    stdout_resume_timer_.stop();
+    stderr_resume_timer_.stop();
     stdout_framer_ = LineFramer();
     stderr_framer_ = LineFramer(64 * 1024);
     process_ = std::make_unique<uv::Process>(loop_);
@@ -115,84 +131,157 @@ void ModuleProcess::spawn() {
     set_state(State::Starting);
     host_.module_incident(*this, "module_start", "pid " + std::to_string(process_->pid()) + ", " + executable_);
     stdout_->start_read([this](std::string_view chunk) { on_stdout(chunk); }, [](int) {});
-    stderr_->start_read(
-        [this](std::string_view chunk) {
-            stderr_framer_.feed(
-                chunk, [this](std::string_view line) { host_.module_stderr(*this, line); },
-                [this](size_t n) {
-                    host_.module_stderr(*this, "[pilogger: dropped an over-long stderr line of " +
-                                                   std::to_string(n) + " bytes]");
-                });
-        },
-        [](int) {});
+    stderr_->start_read([this](std::string_view chunk) { on_stderr(chunk); }, [](int) {});
+}
+
+void ModuleProcess::pause_if_over_budget(uv::Stream& stream, ReadBudget& budget, uv::Timer& resume,
+                                         std::function<void()> restart_read) {
+    int64_t now = mono_ns();
+    if (!budget.exhausted(now) || resume.active()) return;
+    stream.stop_read();
+    uint64_t wait_ms = static_cast<uint64_t>(budget.remaining_ns(now) / 1'000'000 + 1);
+    resume.start(wait_ms, 0, std::move(restart_read));
 }
 
 void ModuleProcess::on_stdout(std::string_view chunk) {
     last_seen_mono_ns_ = mono_ns();
+    uint64_t lines = 0;
     stdout_framer_.feed(
-        chunk, [this](std::string_view line) { on_line(line); },
+        chunk,
+        [this, &lines](std::string_view line) {
+            ++lines;
+            on_line(line);
+        },
         [this](size_t n) {
             ++bad_lines_;
-            host_.module_incident(*this, "module_protocol_error",
-                                  "dropped an over-long line of " + std::to_string(n) + " bytes");
+            protocol_error("dropped an over-long line of " + std::to_string(n) + " bytes (limit " +
+                           std::to_string(kDefaultMaxLineBytes) + ")");
         });
+    stdout_budget_.add(mono_ns(), lines, chunk.size());
+    // The handlers above may have killed and replaced the process (and its pipes).
+    if (!stdout_) return;
+    pause_if_over_budget(*stdout_, stdout_budget_, stdout_resume_timer_, [this] {
+        if (stdout_) stdout_->start_read([this](std::string_view c) { on_stdout(c); }, [](int) {});
+    });
+}
+
+void ModuleProcess::on_stderr(std::string_view chunk) {
+    stderr_framer_.feed(
+        chunk, [this](std::string_view line) { host_.module_stderr(*this, line); },
+        [this](size_t n) {
+            host_.module_stderr(*this, "[pilogger: dropped an over-long stderr line of " + std::to_string(n) + " bytes]");
+        });
+    stderr_budget_.add(mono_ns(), 0, chunk.size());
+    if (!stderr_) return;
+    pause_if_over_budget(*stderr_, stderr_budget_, stderr_resume_timer_, [this] {
+        if (stderr_) stderr_->start_read([this](std::string_view c) { on_stderr(c); }, [](int) {});
+    });
+}
+
+void ModuleProcess::protocol_error(const std::string& problem, const std::string& field) {
+    ++bad_lines_;
+    if (!incident_limit_.allow(mono_ns())) return;
+    host_.module_incident(*this, "module_protocol_error", field.empty() ? problem : problem + " (field " + field + ")");
 }
 
 void ModuleProcess::on_line(std::string_view line) {
-    Message m = parse_message(line);
-    switch (m.kind) {
-        case Message::Kind::Reply: {
-            auto it = m.id ? pending_.find(*m.id) : pending_.end();
-            if (it == pending_.end()) {
-                // An answer after its timeout, or an id we never sent: note it and move on.
-                ++bad_lines_;
-                return;
-            }
-            Pending p = std::move(it->second);
-            pending_.erase(it);
-            consecutive_ack_timeouts_ = 0;
-            CommandResult r;
-            r.ok = m.body["ok"].get<bool>();
-            if (r.ok) {
-                r.result = m.body.value("result", json::object());
-            } else {
-                json err = m.body.value("error", json::object());
-                if (!err.is_object()) err = json::object();
-                r.code = err.value("code", "error");
-                r.message = err.value("message", "");
-            }
-            p.cb(r);
-            return;
-        }
-        case Message::Kind::Event:
-            if (m.name == "hello") {
-                if (m.body.value("protocol", 0) != kProtocolVersion) {
-                    last_error_ = "speaks protocol " + m.body.value("protocol", json()).dump() + ", expected " +
-                                  std::to_string(kProtocolVersion);
-                    host_.module_incident(*this, "module_error", last_error_);
-                    kill_hung("wrong protocol version");
-                    return;
-                }
-                hello_ = m.body;
-                set_state(State::Configuring);
-                host_.module_hello(*this);
-                return;
-            }
-            if (m.name == "stats") last_stats_ = m.body;
-            if (m.name == "error") last_error_ = m.body.value("message", "");
-            host_.module_event(*this, m);
-            return;
-        case Message::Kind::Command:
-        case Message::Kind::Invalid:
-            ++bad_lines_;
-            host_.module_incident(*this, "module_protocol_error",
-                                  m.problem.empty() ? "unexpected command from module" : m.problem);
-            return;
+    // The barrier: whatever a module prints, the supervisor goes on. An exception here would be
+    // our bug; the module is restarted rather than trusted to be in step.
+    try {
+        handle_line(read_module_line(line));
+    } catch (const std::exception& e) {
+        ++bad_lines_;
+        host_.module_incident(*this, "module_protocol_error", std::string("internal error handling its line: ") + e.what());
+        kill_hung("its output could not be handled");
     }
 }
 
+void ModuleProcess::handle_line(ModuleLine&& line) {
+    const int64_t now = mono_ns();
+    switch (line.kind) {
+        case ModuleLine::Kind::Invalid:
+            // A broken answer still answers its command, as a failure naming the field.
+            if (line.id) {
+                if (auto it = pending_.find(*line.id); it != pending_.end()) {
+                    Pending p = std::move(it->second);
+                    pending_.erase(it);
+                    p.cb(CommandResult::failure(errc::kInternal, config_.name + " sent a malformed answer to " +
+                                                                     p.cmd + ": " + line.problem));
+                }
+            }
+            protocol_error(line.problem, line.field);
+            return;
+        case ModuleLine::Kind::Reply:
+            handle_reply(std::move(line.reply));
+            return;
+        case ModuleLine::Kind::Hello:
+            handle_hello(std::move(line.hello));
+            return;
+        case ModuleLine::Kind::Event:
+            break;
+    }
+    ModuleEvent& event = line.event;
+    if (event.name == "stats") {
+        last_stats_ = event.body;
+        if (!stats_limit_.allow(now)) {
+            ++lines_suppressed_;
+            return;
+        }
+    } else if (!message_limit_.allow(now)) {
+        ++lines_suppressed_;
+        return;
+    }
+    if (event.name == "error") last_error_ = event.message;
+    host_.module_event(*this, event);
+}
+
+void ModuleProcess::handle_reply(ModuleReply&& reply) {
+    auto it = pending_.find(reply.id);
+    if (it == pending_.end()) {
+        // An answer after its timeout, or an id we never sent: counted, not acted on.
+        protocol_error("an answer to id " + std::to_string(reply.id) + ", which is not waiting for one", "id");
+        return;
+    }
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    consecutive_ack_timeouts_ = 0;
+    CommandResult r;
+    r.ok = reply.ok;
+    r.result = std::move(reply.result);
+    r.code = std::move(reply.code);
+    r.message = std::move(reply.message);
+    p.cb(r);
+}
+
+void ModuleProcess::handle_hello(ModuleHello&& hello) {
+    if (said_hello_) {
+        protocol_error("a second hello from the same process", "event");
+        return;
+    }
+    if (hello.protocol != kProtocolVersion) {
+        last_error_ = "speaks protocol " + std::to_string(hello.protocol) + ", expected " + std::to_string(kProtocolVersion);
+        host_.module_incident(*this, "module_error", last_error_);
+        kill_hung("wrong protocol version");
+        return;
+    }
+    hello_ = std::move(hello);
+    said_hello_ = true;
+    set_state(State::Configuring);
+    host_.module_hello(*this);
+}
+
+void ModuleProcess::report_suppressed() {
+    uint64_t protocol = incident_limit_.take_suppressed();
+    uint64_t events = lines_suppressed_;
+    lines_suppressed_ = 0;
+    if (protocol == 0 && events == 0) return;
+    host_.module_incident(*this, "module_flood",
+                          std::to_string(events) + " events over the rate limits and " + std::to_string(protocol) +
+                              " more protocol errors not recorded one by one");
+}
+
 void ModuleProcess::send(const std::string& cmd, const json& args, ResultCallback cb, int64_t timeout_ms) {
-    if (!process_ || !process_->running() || hello_.is_null() || stopping_) {
+    if (!process_ || !process_->running() || !said_hello_ || stopping_) {
         cb(CommandResult::failure(errc::kUnavailable, config_.name + " is " + to_string(state_)));
         return;
     }
@@ -227,16 +316,28 @@ void ModuleProcess::tick(int64_t now) {
         host_.module_incident(*this, "ack_timeout", "no answer to " + p.cmd);
         p.cb(CommandResult::failure(errc::kTimeout, config_.name + " did not answer " + p.cmd + " in time"));
     }
+    if (now - last_suppressed_report_ns_ >= 1'000'000'000) {
+        last_suppressed_report_ns_ = now;
+        report_suppressed();
+    }
     if (!process_ || !process_->running() || stopping_) return;
 
+    // Only a valid hello ends the start: steady stats from a module that never said one do not.
+    int64_t starting_ms = (now - spawned_mono_ns_) / 1'000'000;
     int64_t silent_ms = (now - last_seen_mono_ns_) / 1'000'000;
-    if (state_ == State::Starting && silent_ms > settings_.heartbeat_timeout_ms + kHelloGraceMs) {
-        kill_hung("no hello within " + std::to_string(silent_ms) + " ms of starting");
+    if (state_ == State::Starting && starting_ms > settings_.heartbeat_timeout_ms + kHelloGraceMs) {
+        kill_hung("no valid hello within " + std::to_string(starting_ms) + " ms of starting");
     } else if (state_ != State::Starting && silent_ms > settings_.heartbeat_timeout_ms) {
         kill_hung("no heartbeat for " + std::to_string(silent_ms) + " ms");
     } else if (consecutive_ack_timeouts_ >= kMaxConsecutiveAckTimeouts) {
         kill_hung(std::to_string(consecutive_ack_timeouts_) + " commands in a row went unanswered");
     }
+}
+
+void ModuleProcess::excuse_stall(int64_t stall_ns) {
+    last_seen_mono_ns_ += stall_ns;
+    spawned_mono_ns_ += stall_ns;
+    for (auto& [id, p] : pending_) p.deadline_mono_ns += stall_ns;
 }
 
 void ModuleProcess::kill_hung(const std::string& why) {
@@ -306,7 +407,7 @@ void ModuleProcess::stop(std::function<void()> done) {
     if (stopping_) return;
     stopping_ = true;
     set_state(State::Stopping);
-    if (!hello_.is_null()) {
+    if (said_hello_) {
         int64_t id = next_id_++;
         stdin_->write(make_command(id, "shutdown", json::object()) + "\n");
     }
@@ -360,9 +461,9 @@ json ModuleProcess::status() const {
            {"last_error", last_error_},
            {"bad_lines", bad_lines_},
            {"stats", last_stats_}};
-    if (!hello_.is_null()) {
-        s["version"] = hello_.value("version", "");
-        s["capabilities"] = hello_.value("capabilities", json::array());
+    if (said_hello_) {
+        s["version"] = hello_.version;
+        s["capabilities"] = hello_.capabilities;
     }
     return s;
 }

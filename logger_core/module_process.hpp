@@ -3,7 +3,9 @@
 #pragma once
 
 #include "config.hpp"
+#include "module_message.hpp"
 #include "ndjson.hpp"
+#include "rate_limit.hpp"
 #include "uv.hpp"
 
 #include <functional>
@@ -35,7 +37,7 @@ public:
     // The module said hello: configure it and bring it up to the current session and trial.
     virtual void module_hello(ModuleProcess& module) = 0;
     virtual void module_state_changed(ModuleProcess& module) = 0;
-    virtual void module_event(ModuleProcess& module, const Message& event) = 0;
+    virtual void module_event(ModuleProcess& module, const ModuleEvent& event) = 0;
     virtual void module_stderr(ModuleProcess& module, std::string_view line) = 0;
     // Something the supervisor records in events.csv: crash, hang, restart, ack timeout...
     virtual void module_incident(ModuleProcess& module, std::string_view event, const std::string& detail) = 0;
@@ -57,7 +59,9 @@ public:
     int restarts() const { return restarts_; }
     const std::string& last_error() const { return last_error_; }
     const json& last_stats() const { return last_stats_; }
-    const json& hello() const { return hello_; }
+    // Valid once the module said hello (said_hello()).
+    const ModuleHello& hello() const { return hello_; }
+    bool said_hello() const { return said_hello_; }
     bool has_capability(const std::string& capability) const;
     // Running and past its hello: commands can be sent.
     bool connected() const;
@@ -82,12 +86,25 @@ public:
     void restart(const std::string& why);
     // Periodic check of ACK deadlines and the heartbeat; now in mono ns.
     void tick(int64_t now);
+    // The supervisor's own loop stood still for stall_ns: the module's output waited in the pipe
+    // meanwhile, so its silence and unanswered commands in that time are not its fault.
+    void excuse_stall(int64_t stall_ns);
     json status() const;
 
 private:
     void spawn();
     void on_stdout(std::string_view chunk);
+    void on_stderr(std::string_view chunk);
     void on_line(std::string_view line);
+    void handle_line(ModuleLine&& line);
+    void handle_reply(ModuleReply&& reply);
+    void handle_hello(ModuleHello&& hello);
+    // A line that broke the protocol: counted, and recorded at a bounded rate.
+    void protocol_error(const std::string& problem, const std::string& field = {});
+    // Pauses reading a stream whose budget ran out; reading resumes when its window ends.
+    void pause_if_over_budget(uv::Stream& stream, ReadBudget& budget, uv::Timer& resume,
+                              std::function<void()> restart_read);
+    void report_suppressed();
     void on_exit(int64_t status, int signal);
     void fail_pending(const std::string& code, const std::string& message);
     void schedule_restart(const std::string& why);
@@ -107,13 +124,22 @@ private:
     LineFramer stderr_framer_{64 * 1024};
     uv::Timer restart_timer_;
     uv::Timer stop_timer_;
+    uv::Timer stdout_resume_timer_;
+    uv::Timer stderr_resume_timer_;
+    ReadBudget stdout_budget_;
+    ReadBudget stderr_budget_;
+    RateLimit incident_limit_;      // protocol errors recorded in events.csv
+    RateLimit message_limit_;       // warning/error/log events passed on
+    RateLimit stats_limit_;         // stats events passed on
+    int64_t last_suppressed_report_ns_ = 0;
 
     State state_ = State::Disabled;
     bool enabled_;
     bool stopping_ = false;        // an exit now is expected
     bool restart_after_stop_ = false;
     std::vector<std::function<void()>> on_stopped_;
-    json hello_;
+    ModuleHello hello_;
+    bool said_hello_ = false;
     json last_stats_ = json::object();
     std::string last_error_;
     int64_t spawned_mono_ns_ = 0;
@@ -122,6 +148,7 @@ private:
     int restarts_ = 0;
     int consecutive_ack_timeouts_ = 0;
     uint64_t bad_lines_ = 0;
+    uint64_t lines_suppressed_ = 0;   // well-formed events over the rate limits, not passed on
 
     struct Pending {
         std::string cmd;

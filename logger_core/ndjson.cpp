@@ -48,8 +48,38 @@ void LineFramer::feed(std::string_view chunk, const LineCallback& on_line,
     }
 }
 
+bool nests_deeper_than(std::string_view text, size_t limit) {
+    size_t depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) return true;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return false;
+}
+
 Message parse_message(std::string_view line) {
     Message m;
+    if (nests_deeper_than(line, kMaxNestingDepth)) {
+        m.problem = "nested deeper than " + std::to_string(kMaxNestingDepth) + " levels";
+        return m;
+    }
     json body = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) {
         m.problem = "not valid JSON";

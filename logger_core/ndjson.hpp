@@ -16,6 +16,13 @@ using json = nlohmann::json;
 inline constexpr int kProtocolVersion = 1;
 // Longest accepted line. Anything longer is discarded up to its newline and reported once.
 inline constexpr size_t kDefaultMaxLineBytes = 1024 * 1024;
+// Deepest nesting of arrays and objects accepted in a message. nlohmann's serializer and copies
+// recurse, so 100,000 levels in a 200 KB line would overflow the stack; no message needs more
+// than a handful.
+inline constexpr size_t kMaxNestingDepth = 32;
+
+// True when text nests arrays/objects deeper than limit (strings are skipped; O(n), no parse).
+bool nests_deeper_than(std::string_view text, size_t limit);
 
 // Splits a byte stream into lines. Partial lines are kept across feeds; an over-long line is
 // dropped (never buffered past the bound) and reported through on_overflow.

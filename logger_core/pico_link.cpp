@@ -360,6 +360,16 @@ void PicoLink::update_poll() {
 // ---- protocol ----
 
 void PicoLink::handle_line(std::string_view text, int64_t t4_ns) {
+    // The barrier: whatever comes down the wire, a line we cannot handle is counted as garbage.
+    try {
+        handle_parsed_line(text, t4_ns);
+    } catch (const std::exception& e) {
+        ++lines_bad_;
+        if (lines_bad_ <= kLoggedBadLines) log("warning", std::string("Pico W: a line could not be handled: ") + e.what());
+    }
+}
+
+void PicoLink::handle_parsed_line(std::string_view text, int64_t t4_ns) {
     std::optional<psync::Line> parsed = psync::parse_line(text);
     if (!parsed) {
         ++lines_bad_;
@@ -385,11 +395,14 @@ void PicoLink::handle_line(std::string_view text, int64_t t4_ns) {
         case psync::Kind::Ack: return;
         case psync::Kind::Err:
             ++pico_errors_;
+            // A device that repeats itself is recorded at a bounded rate (the counters stay exact).
+            if (!report_limit_.allow(mono_ns())) return;
             log("warning", "Pico W rejected command " + line.cmd_id + ": " + line.err_word + " (code " +
                                std::to_string(line.code) + ")");
             event("pico_error", "cmd_id=" + line.cmd_id + " code=" + std::to_string(line.code) + " " + line.err_word);
             return;
         case psync::Kind::Log:
+            if (line.log_level != "info" && !report_limit_.allow(mono_ns())) return;
             if (line.log_level == "info") {
                 log("debug", "Pico W: " + line.text);
             } else {

@@ -12,6 +12,7 @@
 #include "ndjson.hpp"
 #include "pico_config.hpp"
 #include "psync.hpp"
+#include "rate_limit.hpp"
 #include "uv.hpp"
 
 #include <array>
@@ -120,6 +121,7 @@ private:
 
     // Protocol
     void handle_line(std::string_view text, int64_t t4_ns);
+    void handle_parsed_line(std::string_view text, int64_t t4_ns);
     void on_hello(const psync::Line& line, int64_t t4_ns);
     void on_pong(const psync::Line& line, int64_t t4_ns);
     void on_led(const psync::Line& line);
@@ -199,6 +201,7 @@ private:
     // Counters
     uint64_t lines_lost_ = 0;
     uint64_t lines_bad_ = 0;
+    RateLimit report_limit_{5, 20};  // the device's ERR and LOG lines written to the log and events
     uint64_t lines_unknown_ = 0;
     uint64_t exchanges_ = 0;
     uint64_t pongs_missing_ = 0;

@@ -147,14 +147,15 @@ void Session::create(uv::Loop& loop, const std::string& data_dir, const std::str
             }
             return "too many sessions named " + base + " in " + data_dir;
         },
-        [&loop, data_dir, clean, chosen, clock_interval_ms, start_mono, start_real, on_error,
+        [&loop, data_dir, label, chosen, clock_interval_ms, start_mono, start_real, on_error,
          done = std::move(done)](const std::string& error) {
             if (!error.empty()) {
                 done(nullptr, error);
                 return;
             }
+            // The folder name has the folder-safe form; the label itself is kept as typed.
             std::unique_ptr<Session> s(
-                new Session(loop, data_dir + "/" + *chosen, *chosen, clean, on_error));
+                new Session(loop, data_dir + "/" + *chosen, *chosen, label, on_error));
             s->start_mono_ns_ = start_mono;
             s->start_realtime_ns_ = start_real;
             auto report = [sink = on_error](const std::string& m) {
@@ -201,16 +202,31 @@ void Session::write_json(const json& content) {
 
 void Session::log_line(const std::string& name, std::string_view line) {
     if (closing_) return;
-    auto& writer = logs_[name];
-    if (!writer) {
+    Log& log = logs_[name];
+    if (!log.writer) {
         FileWriterOptions options;
         options.mode = FileWriterOptions::Mode::Append;
-        writer = std::make_unique<AsyncFileWriter>(loop_, dir_ + "/logs/" + name + ".log",
-                                                   std::vector<std::string>{}, options);
+        log.writer = std::make_unique<AsyncFileWriter>(loop_, dir_ + "/logs/" + name + ".log",
+                                                       std::vector<std::string>{}, options);
+    }
+    // A process that never stops talking must not fill the disk the recording needs.
+    if (log.bytes >= kMaxLogBytes) {
+        ++log.lines_dropped;
+        return;
     }
     std::string text(line);
     text.push_back('\n');
-    writer->write_text(text);
+    log.bytes += text.size();
+    if (log.bytes >= kMaxLogBytes) {
+        text += "[pilogger: " + name + ".log reached " + std::to_string(kMaxLogBytes >> 20) +
+                " MiB; later lines of this session are dropped and counted]\n";
+    }
+    log.writer->write_text(text);
+}
+
+uint64_t Session::log_lines_dropped(const std::string& name) const {
+    auto it = logs_.find(name);
+    return it == logs_.end() ? 0 : it->second.lines_dropped;
 }
 
 void Session::close(std::function<void()> done) {
@@ -224,7 +240,7 @@ void Session::close(std::function<void()> done) {
     };
     events_->close(one_done);
     clocks_->close(one_done);
-    for (auto& [name, writer] : logs_) writer->close(one_done);
+    for (auto& [name, log] : logs_) log.writer->close(one_done);
     json_.drain(one_done);
 }
 

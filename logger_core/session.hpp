@@ -40,6 +40,8 @@ private:
     std::string last_error_;
 };
 
+inline constexpr uint64_t kMaxLogBytes = 64ull * 1024 * 1024;
+
 class Session {
 public:
     using Created = std::function<void(std::unique_ptr<Session> session, const std::string& error)>;
@@ -52,6 +54,7 @@ public:
 
     const std::string& dir() const { return dir_; }
     const std::string& name() const { return name_; }
+    // As given (any UTF-8); the folder name holds its folder-safe form.
     const std::string& label() const { return label_; }
     int64_t start_mono_ns() const { return start_mono_ns_; }
     int64_t start_realtime_ns() const { return start_realtime_ns_; }
@@ -60,8 +63,9 @@ public:
     void event(int64_t at_mono_ns, std::string_view event, std::string_view module, int trial,
                std::string_view detail);
     void write_json(const json& content);
-    // A line of logs/<name>.log (newline added).
+    // A line of logs/<name>.log (newline added). Each log holds at most kMaxLogBytes per session.
     void log_line(const std::string& name, std::string_view line);
+    uint64_t log_lines_dropped(const std::string& name) const;
     void record_clocks();
     // Flushes and closes every file of the session, then calls done.
     void close(std::function<void()> done);
@@ -80,7 +84,12 @@ private:
     ErrorSink on_error_;
     std::unique_ptr<AsyncFileWriter> events_;
     std::unique_ptr<AsyncFileWriter> clocks_;
-    std::map<std::string, std::unique_ptr<AsyncFileWriter>> logs_;
+    struct Log {
+        std::unique_ptr<AsyncFileWriter> writer;
+        uint64_t bytes = 0;
+        uint64_t lines_dropped = 0;
+    };
+    std::map<std::string, Log> logs_;
     AtomicFileWriter json_;
     uv::Timer clock_timer_;
     bool closing_ = false;

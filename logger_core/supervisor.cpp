@@ -1,6 +1,7 @@
 #include "supervisor.hpp"
 
 #include "clock.hpp"
+#include "control_request.hpp"
 #include "pico_link.hpp"
 
 #include <sys/statvfs.h>
@@ -17,6 +18,8 @@ namespace pilogger {
 namespace {
 constexpr size_t kMaxQueuedNotes = 1000;
 constexpr int64_t kTickMs = 250;
+// Ticks this far apart mean the loop itself stalled.
+constexpr int64_t kStallNs = 1'000'000'000;
 // run --record waits this long for the modules to come up before starting the trial anyway.
 constexpr int64_t kReadyWaitMs = 15000;
 // Configure and start_session may open devices: they get at least this long.
@@ -75,7 +78,7 @@ Supervisor::Supervisor(uv::Loop& loop, SupervisorOptions options, LogSink log_si
       sigterm_(loop),
       sighup_(loop) {}
 
-Supervisor::~Supervisor() = default;
+Supervisor::~Supervisor() { uv::set_fault_handler(nullptr); }
 
 // ---- logging and records ----
 
@@ -142,8 +145,22 @@ void Supervisor::start() {
     host_ = host_info();  // read once, before the loop runs: session.json is rewritten often
     std::string socket = options_.socket_path.empty() ? control_socket_path() : options_.socket_path;
     lock_ = std::make_unique<InstanceLock>(socket + ".lock");
+    // A client or module that hangs up while we write to it is an error to handle, not SIGPIPE.
+    std::signal(SIGPIPE, SIG_IGN);
+    // Our own bug, if it ever happens, is recorded and survived: the recording goes on.
+    uv::set_fault_handler([this](std::string_view where, std::string_view what) {
+        if (!control_problem_limit_.allow(mono_ns())) return;
+        std::string text = "internal error in a " + std::string(where) + " callback: " + std::string(what);
+        log("error", text);
+        record_event("internal_error", "", text);
+    });
     control_ = std::make_unique<ControlServer>(
-        loop_, socket, [this](ControlServer::ClientId c, const Message& m) { handle_control(c, m); });
+        loop_, socket, [this](ControlServer::ClientId c, const Message& m) { handle_control(c, m); },
+        [this](const std::string& problem) {
+            if (!control_problem_limit_.allow(mono_ns())) return;
+            log("warning", problem);
+            record_event("control_client", "", problem);
+        });
     control_->start();
 
     auto on_signal = [this](int signum) {
@@ -753,7 +770,7 @@ void Supervisor::module_hello(ModuleProcess& module) {
     p.trial = 0;
     p.step_in_flight = false;
     p.blocked = false;
-    record_event("module_hello", module.name(), "version " + module.hello().value("version", std::string("?")));
+    record_event("module_hello", module.name(), "version " + (module.hello().version.empty() ? "?" : module.hello().version));
     sync(*e);
 }
 
@@ -763,13 +780,14 @@ void Supervisor::module_state_changed(ModuleProcess& module) {
     // The planned trial of run --record starts from tick(), never from inside a state change.
 }
 
-void Supervisor::module_event(ModuleProcess& module, const Message& event) {
+void Supervisor::module_event(ModuleProcess& module, const ModuleEvent& event) {
     const std::string& name = event.name;
     if (name == "warning" || name == "error") {
-        std::string message = event.body.value("message", std::string());
-        log(name, module.name() + ": " + message);
-        record_event("module_" + name, module.name(), message);
+        log(name, module.name() + ": " + event.message);
+        record_event("module_" + name, module.name(), event.message);
     }
+    // Only the module protocol's own event names come this far (ModuleLine), so a module can
+    // never speak as the supervisor ("session", "trial", "note", ...).
     json body = event.body;
     body["module"] = module.name();
     broadcast(name, std::move(body));
@@ -785,7 +803,8 @@ void Supervisor::module_stderr(ModuleProcess& module, std::string_view line) {
 
 void Supervisor::module_incident(ModuleProcess& module, std::string_view event, const std::string& detail) {
     bool bad = event == "module_crash" || event == "module_hung" || event == "ack_timeout" ||
-               event == "module_error" || event == "module_protocol_error" || event == "module_stop_escalation";
+               event == "module_error" || event == "module_protocol_error" || event == "module_stop_escalation" ||
+               event == "module_flood";
     log(bad ? "warning" : "info", module.name() + ": " + std::string(event) + ": " + detail);
     record_event(event, module.name(), detail);
 }
@@ -794,6 +813,17 @@ void Supervisor::module_incident(ModuleProcess& module, std::string_view event, 
 
 void Supervisor::tick() {
     int64_t now = mono_ns();
+    // A loop that stood still (swapped out, a stopped process, our own bug) must not blame the
+    // modules whose heartbeats waited in the pipes meanwhile.
+    int64_t gap = last_tick_mono_ns_ == 0 ? 0 : now - last_tick_mono_ns_;
+    last_tick_mono_ns_ = now;
+    if (gap > kStallNs) {
+        int64_t excess = gap - kTickMs * 1'000'000;
+        log("warning", "the supervisor's loop stood still for " + std::to_string(gap / 1'000'000) +
+                           " ms; module heartbeats are not judged for that time");
+        record_event("supervisor_stall", "", std::to_string(gap / 1'000'000) + " ms between ticks");
+        for (auto& e : modules_) e.process->excuse_stall(excess);
+    }
     for (size_t i = 0; i < modules_.size(); ++i) modules_[i].process->tick(now);
     maybe_start_planned_trial();
 }
@@ -852,7 +882,8 @@ json Supervisor::status() const {
              {"trial", nullptr},
              {"modules", modules},
              {"notes", {{"next_id", next_note_id_}, {"queued", queued_notes_.size()}, {"dropped", notes_dropped_}}},
-             {"disk", {{"free_bytes", disk_free_bytes_}, {"reserve_bytes", config_.disk_reserve_mb * 1024 * 1024}}}};
+             {"disk", {{"free_bytes", disk_free_bytes_}, {"reserve_bytes", config_.disk_reserve_mb * 1024 * 1024}}},
+             {"control", control_ ? control_->stats() : json(nullptr)}};
     if (session_) {
         out["session"] = {{"name", session_->name()},
                           {"dir", session_->dir()},
@@ -872,22 +903,14 @@ json Supervisor::status() const {
     return out;
 }
 
-void Supervisor::handle_control(ControlServer::ClientId client, const Message& request) {
-    const int64_t id = *request.id;
-    const std::string& cmd = request.name;
-    const json args = request.body.value("args", json::object());
+void Supervisor::handle_control(ControlServer::ClientId client, const Message& message) {
+    const ControlRequest request = read_control_request(message);
+    const int64_t id = request.id;
     auto answer = [this, client, id](const CommandResult& r) {
         if (control_) control_->reply(client, r.ok ? make_ok(id, r.result) : make_error(id, r.code, r.message));
     };
-    auto text_arg = [&](const char* key) -> std::optional<std::string> {
-        auto it = args.find(key);
-        if (it == args.end() || it->is_null()) return std::string();
-        if (!it->is_string()) return std::nullopt;
-        return it->get<std::string>();
-    };
-    auto bad_arg = [&](const char* key) {
-        answer(CommandResult::failure(errc::kBadRequest, std::string("\"") + key + "\" must be a string"));
-    };
+    if (!request.ok()) return answer(CommandResult::failure(request.error_code, request.problem));
+    const std::string& cmd = request.cmd;
 
     if (cmd == "status") return answer(ok_result(status()));
     if (cmd == "subscribe") {
@@ -899,37 +922,14 @@ void Supervisor::handle_control(ControlServer::ClientId client, const Message& r
         shutdown("shutdown requested over the control socket");
         return;
     }
-    if (cmd == "session_start" || cmd == "trial_start") {
-        auto label = text_arg("label");
-        if (!label) return bad_arg("label");
-        return cmd == "session_start" ? start_session(*label, answer) : start_trial(*label, answer);
-    }
+    if (cmd == "session_start") return start_session(request.label, answer);
+    if (cmd == "trial_start") return start_trial(request.label, answer);
     if (cmd == "session_stop") return stop_session(answer);
     if (cmd == "trial_stop") return stop_trial(answer);
-    if (cmd == "note") {
-        auto text = text_arg("text");
-        if (!text) return bad_arg("text");
-        if (text->empty()) return answer(CommandResult::failure(errc::kBadRequest, "a note needs some text"));
-        std::optional<int64_t> at;
-        if (auto it = args.find("mono_ns"); it != args.end() && it->is_number_integer()) at = it->get<int64_t>();
-        return add_note(*text, at, answer);
-    }
-    if (cmd == "module_command") {
-        auto name = text_arg("name");
-        auto module_cmd = text_arg("cmd");
-        json module_args = args.value("args", json::object());
-        if (!name || name->empty() || !module_cmd || module_cmd->empty() || !module_args.is_object()) {
-            return answer(CommandResult::failure(errc::kBadRequest,
-                                                 "module_command needs \"name\" (or \"*\"), \"cmd\" and an object \"args\""));
-        }
-        return module_command(*name, *module_cmd, module_args, answer);
-    }
-    if (cmd == "module_enable" || cmd == "module_disable" || cmd == "module_restart") {
-        auto name = text_arg("name");
-        if (!name || name->empty()) return answer(CommandResult::failure(errc::kBadRequest, "needs \"name\" of a module"));
-        return module_action(cmd.substr(7), *name, answer);
-    }
-    answer(CommandResult::failure(errc::kUnknownCommand, "unknown command \"" + cmd + "\""));
+    if (cmd == "note") return add_note(request.text, request.mono_ns, answer);
+    if (cmd == "module_command") return module_command(request.name, request.module_cmd, request.module_args, answer);
+    // module_enable, module_disable, module_restart
+    module_action(cmd.substr(7), request.name, answer);
 }
 
 }  // namespace pilogger

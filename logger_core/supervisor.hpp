@@ -7,6 +7,7 @@
 #include "control_server.hpp"
 #include "module_process.hpp"
 #include "paths.hpp"
+#include "rate_limit.hpp"
 #include "session.hpp"
 #include "uv.hpp"
 
@@ -64,7 +65,7 @@ public:
     // ModuleHost
     void module_hello(ModuleProcess& module) override;
     void module_state_changed(ModuleProcess& module) override;
-    void module_event(ModuleProcess& module, const Message& event) override;
+    void module_event(ModuleProcess& module, const ModuleEvent& event) override;
     void module_stderr(ModuleProcess& module, std::string_view line) override;
     void module_incident(ModuleProcess& module, std::string_view event, const std::string& detail) override;
 
@@ -167,6 +168,8 @@ private:
     std::optional<int64_t> planned_stop_at_;
     int exit_code_ = 0;
     int64_t started_mono_ns_ = 0;
+    int64_t last_tick_mono_ns_ = 0;
+    RateLimit control_problem_limit_{2, 10};  // control-client problems written to events.csv
     std::vector<std::string> session_dirs_;
     json host_ = json::object();  // hostname, kernel, machine, os
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks

@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -11,6 +14,32 @@ namespace pilogger::uv {
 Error::Error(const std::string& what, int code) : std::runtime_error(what), code_(code) {}
 
 std::string error_text(int code) { return uv_strerror(code); }
+
+namespace {
+FaultHandler& fault_handler() {
+    static FaultHandler handler;
+    return handler;
+}
+std::atomic<uint64_t> faults{0};
+}  // namespace
+
+void set_fault_handler(FaultHandler handler) { fault_handler() = std::move(handler); }
+uint64_t fault_count() { return faults.load(); }
+
+void report_fault(std::string_view where, std::string_view what) noexcept {
+    faults.fetch_add(1);
+    try {
+        if (auto& handler = fault_handler()) {
+            handler(where, what);
+            return;
+        }
+    } catch (...) {
+    }
+    char line[512];
+    int n = std::snprintf(line, sizeof line, "pilogger: an error escaped a %.*s callback: %.*s\n",
+                          static_cast<int>(where.size()), where.data(), static_cast<int>(what.size()), what.data());
+    if (n > 0) (void)!::write(STDERR_FILENO, line, static_cast<size_t>(std::min<int>(n, sizeof line - 1)));
+}
 
 int check(int rc, std::string_view context) {
     if (rc < 0) throw Error(std::string(context) + ": " + uv_strerror(rc), rc);
@@ -41,7 +70,7 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, Callback cb) {
             if (auto* self = owner<Timer>(h)) {
                 // Copy: the callback may restart or destroy this timer.
                 auto callback = self->cb_;
-                callback();
+                guarded("timer", callback);
             }
         },
         timeout_ms, repeat_ms);
@@ -66,7 +95,7 @@ void Signal::start(int signum, std::function<void(int)> cb) {
     check(uv_signal_start(
               get(),
               [](uv_signal_t* h, int sig) {
-                  if (auto* self = owner<Signal>(h)) self->cb_(sig);
+                  if (auto* self = owner<Signal>(h)) guarded("signal", [&] { self->cb_(sig); });
               },
               signum),
           "uv_signal_start");
@@ -76,7 +105,7 @@ void Signal::start(int signum, std::function<void(int)> cb) {
 Async::Async(Loop& loop, std::function<void()> cb) : cb_(std::move(cb)) {
     check(uv_async_init(loop.get(), get(),
                         [](uv_async_t* h) {
-                            if (auto* self = owner<Async>(h)) self->cb_();
+                            if (auto* self = owner<Async>(h)) guarded("async", [&] { self->cb_(); });
                         }),
           "uv_async_init");
     mark_initialized();
@@ -94,7 +123,7 @@ void Poll::start(int events, Callback cb) {
                         [](uv_poll_t* h, int status, int ev) {
                             if (auto* self = owner<Poll>(h)) {
                                 auto callback = self->cb_;
-                                callback(status, ev);
+                                guarded("poll", [&] { callback(status, ev); });
                             }
                         }),
           "uv_poll_start");
@@ -118,7 +147,6 @@ template <typename T>
 void StreamHandle<T>::start_read(ReadCallback on_data, EndCallback on_end) {
     on_data_ = std::move(on_data);
     on_end_ = std::move(on_end);
-    read_buffer_.resize(kReadBufferSize);
     check(uv_read_start(
               stream(),
               [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -127,19 +155,21 @@ void StreamHandle<T>::start_read(ReadCallback on_data, EndCallback on_end) {
                       *buf = uv_buf_init(nullptr, 0);
                       return;
                   }
-                  *buf = uv_buf_init(self->read_buffer_.data(),
-                                     static_cast<unsigned>(self->read_buffer_.size()));
+                  // One buffer per thread for every stream: libuv hands each read to its callback
+                  // at once, and the callbacks copy what they keep. 200 idle clients cost no 64 KiB each.
+                  thread_local std::vector<char> shared_buffer(kReadBufferSize);
+                  *buf = uv_buf_init(shared_buffer.data(), static_cast<unsigned>(shared_buffer.size()));
               },
               [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                   auto* self = static_cast<StreamHandle*>(s->data);
                   if (self == nullptr) return;
                   if (n > 0) {
                       auto data_cb = self->on_data_;
-                      data_cb(std::string_view(buf->base, static_cast<size_t>(n)));
+                      guarded("read", [&] { data_cb(std::string_view(buf->base, static_cast<size_t>(n))); });
                   } else if (n < 0) {
                       uv_read_stop(s);
                       auto end_cb = self->on_end_;
-                      if (end_cb) end_cb(static_cast<int>(n));
+                      if (end_cb) guarded("end of stream", [&] { end_cb(static_cast<int>(n)); });
                   }
               }),
           "uv_read_start");
@@ -183,7 +213,7 @@ void StreamHandle<T>::shutdown(std::function<void()> done) {
                                                delete r;
                                                if (self != nullptr && self->on_shutdown_) {
                                                    auto cb = std::move(self->on_shutdown_);
-                                                   cb();
+                                                   guarded("shutdown", cb);
                                                }
                                            })
                              : UV_EBADF;
@@ -209,7 +239,7 @@ void Stream::bind_and_listen(const std::string& path, std::function<void()> on_c
     check(uv_listen(stream(), 64,
                     [](uv_stream_t* s, int status) {
                         auto* self = static_cast<Stream*>(s->data);
-                        if (self != nullptr && status == 0) self->on_connection_();
+                        if (self != nullptr && status == 0) guarded("listen", self->on_connection_);
                     }),
           "listen " + path);
 }
@@ -222,7 +252,7 @@ void Stream::connect(const std::string& path, std::function<void(int)> on_connec
     uv_pipe_connect(req, get(), path.c_str(), [](uv_connect_t* r, int status) {
         auto* self = static_cast<Stream*>(r->handle->data);
         delete r;
-        if (self != nullptr) self->on_connected_(status);
+        if (self != nullptr) guarded("connect", [&] { self->on_connected_(status); });
     });
 }
 
@@ -249,7 +279,7 @@ void Tcp::connect(const std::string& address, int port, std::function<void(int)>
                             [](uv_connect_t* r, int status) {
                                 auto* self = static_cast<Tcp*>(r->handle->data);
                                 delete r;
-                                if (self != nullptr) self->on_connected_(status);
+                                if (self != nullptr) guarded("connect", [&] { self->on_connected_(status); });
                             });
     }
     if (rc < 0) {
@@ -306,7 +336,7 @@ void Udp::start_receive(ReceiveCallback on_datagram) {
                   auto* self = static_cast<Udp*>(h->data);
                   if (self == nullptr || n <= 0 || from == nullptr) return;
                   auto cb = self->on_datagram_;
-                  cb(std::string_view(buf->base, static_cast<size_t>(n)), from);
+                  guarded("udp receive", [&] { cb(std::string_view(buf->base, static_cast<size_t>(n)), from); });
               }),
           "uv_udp_recv_start");
 }
@@ -371,7 +401,7 @@ void resolve(Loop& loop, const std::string& host, std::function<void(int, std::s
             }
             uv_freeaddrinfo(result);
             if (status == 0 && address.empty()) status = UV_EAI_NONAME;
-            self->done(status, address);
+            guarded("resolve", [&] { self->done(status, address); });
         },
         host.c_str(), nullptr, &hints);
     if (rc < 0) {
@@ -469,7 +499,7 @@ void Process::spawn(const ProcessOptions& options, ExitCallback on_exit) {
         if (self == nullptr) return;
         self->running_ = false;
         auto cb = self->on_exit_;
-        if (cb) cb(status, sig);
+        if (cb) guarded("process exit", [&] { cb(status, sig); });
     };
 
     int rc = uv_spawn(loop_, get(), &uv_options);
@@ -512,7 +542,7 @@ void queue_work(Loop& loop, std::function<std::string()> work, std::function<voi
         [](uv_work_t* req, int status) {
             std::unique_ptr<WorkRequest> self(static_cast<WorkRequest*>(req->data));
             if (status < 0 && self->error.empty()) self->error = uv_strerror(status);
-            if (self->done) self->done(self->error);
+            if (self->done) guarded("work done", [&] { self->done(self->error); });
         });
     if (rc < 0) {
         std::unique_ptr<WorkRequest> self(w);

@@ -31,6 +31,25 @@ private:
 };
 
 std::string error_text(int code);
+
+// The last line of defence around every callback these wrappers run: an exception that escapes
+// one is caught, counted and reported through the fault handler (default: a line on stderr), and
+// the loop goes on. Owners catch what they expect themselves, closer to the peer at fault.
+using FaultHandler = std::function<void(std::string_view where, std::string_view what)>;
+void set_fault_handler(FaultHandler handler);
+uint64_t fault_count();
+void report_fault(std::string_view where, std::string_view what) noexcept;
+
+template <typename F>
+void guarded(std::string_view where, F&& f) noexcept {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        report_fault(where, e.what());
+    } catch (...) {
+        report_fault(where, "an unknown exception");
+    }
+}
 // Throws Error when rc < 0; returns rc otherwise.
 int check(int rc, std::string_view context);
 
@@ -167,7 +186,6 @@ private:
     ReadCallback on_data_;
     EndCallback on_end_;
     std::function<void()> on_shutdown_;
-    std::vector<char> read_buffer_;
 };
 
 // A pipe, tty or unix socket. ipc is always false: pilogger never passes handles over pipes.

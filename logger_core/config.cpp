@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include "disk_budget.hpp"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -360,7 +362,7 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     s.restart_healthy_reset_s = sup.integer("restart_healthy_reset_s", s.restart_healthy_reset_s, 1, 86400);
     s.clock_anchor_interval_ms =
         sup.integer("clock_anchor_interval_ms", s.clock_anchor_interval_ms, 100, 600000);
-    s.disk_check_interval_ms = sup.integer("disk_check_interval_ms", s.disk_check_interval_ms, 100, 600000);
+    s.disk_check_interval_ms = sup.integer("disk_check_interval_ms", s.disk_check_interval_ms, 50, 10000);
     sup.finish();
 
     YAML::Node modules_node = top.node("modules");
@@ -382,6 +384,17 @@ Config parse_config(const std::string& text, const std::string& source_name) {
         config.pico = parse_pico_config(pico);
     }
     top.finish();
+    // The reserve must hold what the config can write between two free-space checks.
+    DiskBudget budget = disk_budget(config);
+    if (config.disk_reserve_mb * 1024 * 1024 < budget.required_reserve_bytes) {
+        int64_t needed_mb = (budget.required_reserve_bytes + 1024 * 1024 - 1) / (1024 * 1024);
+        top.fail(top.has("disk_reserve_mb") ? top.node("disk_reserve_mb") : root, "disk_reserve_mb",
+                 std::to_string(config.disk_reserve_mb) + " MiB is less than this config can write between two free-space checks " +
+                     "(" + std::to_string(config.supervisor.disk_check_interval_ms) + " ms at up to " +
+                     std::to_string(budget.bytes_per_s / (1024 * 1024)) + " MiB/s: " + budget.breakdown +
+                     "); set at least " + std::to_string(needed_mb) +
+                     ", or check more often (supervisor: disk_check_interval_ms)");
+    }
     return config;
 }
 }  // namespace

@@ -34,7 +34,7 @@ struct SupervisorSettings {
     int64_t restart_backoff_max_ms = 30000;
     int64_t restart_healthy_reset_s = 60;
     int64_t clock_anchor_interval_ms = 1000;
-    int64_t disk_check_interval_ms = 2000;
+    int64_t disk_check_interval_ms = 250;
 };
 
 struct ModuleConfig {

@@ -41,23 +41,28 @@ std::string write_file_atomically(const std::string& path, const std::string& co
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return errno_text("cannot create", tmp);
     size_t done = 0;
+    // On any failure (a full disk) the temporary goes: the last good file stays, alone.
+    auto fail = [&](const char* what) {
+        std::string err = errno_text(what, tmp);
+        if (fd >= 0) ::close(fd);
+        ::unlink(tmp.c_str());
+        return err;
+    };
     while (done < content.size()) {
         ssize_t n = ::write(fd, content.data() + done, content.size() - done);
         if (n < 0) {
             if (errno == EINTR) continue;
-            std::string err = errno_text("cannot write", tmp);
-            ::close(fd);
-            return err;
+            return fail("cannot write");
         }
         done += static_cast<size_t>(n);
     }
-    if (::fsync(fd) != 0) {
-        std::string err = errno_text("cannot fsync", tmp);
-        ::close(fd);
-        return err;
+    if (::fsync(fd) != 0) return fail("cannot fsync");
+    if (::close(fd) != 0) {
+        fd = -1;
+        return fail("cannot close");
     }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_text("cannot rename to", path);
+    fd = -1;
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename to its place");
     std::string folder = path.substr(0, path.find_last_of('/'));
     int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) {

@@ -10,6 +10,8 @@
 
 #include <csignal>
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 
@@ -26,6 +28,8 @@ constexpr int64_t kReadyWaitMs = 15000;
 constexpr int64_t kSetupTimeoutMs = 10000;
 // Time a module may take to close its files after the stop instant.
 constexpr int64_t kStopGraceMs = 5000;
+// What modules typically take to close their files after a stop instant (the disk-low stop plans for it).
+constexpr double kFileCloseAllowanceS = 1.0;
 
 int level_rank(std::string_view level) {
     if (level == "debug") return 0;
@@ -571,12 +575,7 @@ void Supervisor::start_trial(const std::string& label, ResultCallback done) {
         return done(CommandResult::failure(errc::kBadState, "no session is open; start one with 'pilogger session start'"));
     }
     if (trial_) return done(CommandResult::failure(errc::kBadState, "trial " + std::to_string(trial_->number) + " is already recording"));
-    int64_t reserve = config_.disk_reserve_mb * 1024 * 1024;
-    if (disk_free_bytes_ >= 0 && disk_free_bytes_ < reserve) {
-        return done(CommandResult::failure(
-            errc::kIoError, "only " + std::to_string(disk_free_bytes_ / (1024 * 1024)) + " MiB free in " +
-                                config_.data_dir + ", below the reserve of " + std::to_string(config_.disk_reserve_mb) + " MiB"));
-    }
+    if (std::string why = disk_too_full(); !why.empty()) return done(CommandResult::failure(errc::kIoError, why));
     Trial t;
     t.number = static_cast<int>(trials_.size()) + 1;
     t.label = label;
@@ -852,16 +851,41 @@ void Supervisor::check_disk() {
         },
         [this, free_bytes](const std::string&) {
             disk_check_in_flight_ = false;
+            const int64_t now = mono_ns();
+            const int64_t previous = disk_free_bytes_;
             disk_free_bytes_ = *free_bytes;
-            int64_t reserve = config_.disk_reserve_mb * 1024 * 1024;
-            if (trial_ && disk_free_bytes_ >= 0 && disk_free_bytes_ < reserve) {
-                std::string why = "only " + std::to_string(disk_free_bytes_ / (1024 * 1024)) +
-                                  " MiB free, below the reserve of " + std::to_string(config_.disk_reserve_mb) + " MiB";
-                log("error", "stopping the trial: " + why);
-                record_event("disk_low", "", why);
-                stop_trial([](const CommandResult&) {});
+            // Measured while a trial records; between trials the last trial's rate stands, so
+            // a new one is not started into space it would fill before it could stop.
+            if (trial_ && previous >= 0 && disk_free_bytes_ >= 0 && disk_sampled_mono_ns_ != 0) {
+                double dt = static_cast<double>(now - disk_sampled_mono_ns_) / 1e9;
+                double rate = dt > 0 ? std::max(0.0, static_cast<double>(previous - disk_free_bytes_) / dt) : 0;
+                // The recent peak, forgotten over about 5 s: a burst is planned for, not averaged away.
+                disk_write_rate_ = std::max(rate, disk_write_rate_ * std::exp(-dt / 5.0));
             }
+            disk_sampled_mono_ns_ = now;
+            if (!trial_) return;
+            std::string why = disk_too_full();
+            if (why.empty()) return;
+            log("error", "stopping the trial: " + why);
+            record_event("disk_low", "", why);
+            stop_trial([](const CommandResult&) {});
         });
+}
+
+std::string Supervisor::disk_too_full() const {
+    if (disk_free_bytes_ < 0) return {};
+    // Room is what is left above the reserve once a trial stopped now has closed its files.
+    const int64_t reserve = config_.disk_reserve_mb * 1024 * 1024;
+    const double stop_takes_s =
+        static_cast<double>(config_.supervisor.disk_check_interval_ms + config_.supervisor.trial_start_delay_ms) / 1000 +
+        kFileCloseAllowanceS;
+    const int64_t threshold = reserve + static_cast<int64_t>(disk_write_rate_ * stop_takes_s);
+    if (disk_free_bytes_ >= threshold) return {};
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.1f", disk_write_rate_ / (1024 * 1024));
+    return "only " + std::to_string(disk_free_bytes_ / (1024 * 1024)) + " MiB free in " +
+           (session_ ? session_->dir() : config_.data_dir) + "; at the " + rate + " MiB/s being written, the reserve of " +
+           std::to_string(config_.disk_reserve_mb) + " MiB (disk_reserve_mb) would be reached before the files are closed";
 }
 
 // ---- status and control ----
@@ -882,7 +906,10 @@ json Supervisor::status() const {
              {"trial", nullptr},
              {"modules", modules},
              {"notes", {{"next_id", next_note_id_}, {"queued", queued_notes_.size()}, {"dropped", notes_dropped_}}},
-             {"disk", {{"free_bytes", disk_free_bytes_}, {"reserve_bytes", config_.disk_reserve_mb * 1024 * 1024}}},
+             {"disk",
+              {{"free_bytes", disk_free_bytes_},
+               {"reserve_bytes", config_.disk_reserve_mb * 1024 * 1024},
+               {"write_rate_bytes_per_s", static_cast<int64_t>(disk_write_rate_)}}},
              {"control", control_ ? control_->stats() : json(nullptr)}};
     if (session_) {
         out["session"] = {{"name", session_->name()},

@@ -124,6 +124,8 @@ private:
     void handle_control(ControlServer::ClientId client, const Message& request);
     void tick();
     void check_disk();
+    // Why a trial must not record now for lack of space; "" when there is room.
+    std::string disk_too_full() const;
     void finish_shutdown();
     void on_duration_elapsed();
     void start_modules();
@@ -151,6 +153,8 @@ private:
     uint64_t notes_dropped_ = 0;
     int64_t disk_free_bytes_ = -1;
     bool disk_check_in_flight_ = false;
+    int64_t disk_sampled_mono_ns_ = 0;
+    double disk_write_rate_ = 0;  // bytes/s, the recent peak of the measured fall in free space
 
     uv::Timer tick_timer_;
     uv::Timer disk_timer_;

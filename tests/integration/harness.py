@@ -47,7 +47,7 @@ def read_csv(path):
 
 def yaml_config(data_dir, modules, supervisor=None, extra=""):
     """modules: {name: {key: value}} written as YAML mappings (values already YAML-safe)."""
-    lines = [f"data_dir: {data_dir}", "log_level: debug", "disk_reserve_mb: 10"]
+    lines = [f"data_dir: {data_dir}", "log_level: debug", "disk_reserve_mb: 64"]
     if supervisor:
         lines.append("supervisor:")
         lines += [f"  {k}: {v}" for k, v in supervisor.items()]

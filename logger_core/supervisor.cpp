@@ -2,6 +2,7 @@
 
 #include "clock.hpp"
 #include "control_request.hpp"
+#include "output_queue.hpp"
 #include "pico_link.hpp"
 
 #include <sys/statvfs.h>
@@ -901,7 +902,9 @@ json Supervisor::status() const {
                {"config_file", config_.source_file},
                {"data_dir", config_.data_dir},
                {"shutting_down", shutting_down_},
-               {"mono_ns", now}}},
+               {"mono_ns", now},
+               // Log and status text a stalled terminal (or log reader) never took.
+               {"output_dropped_bytes", stderr_queue().dropped_bytes()}}},
              {"session", nullptr},
              {"trial", nullptr},
              {"modules", modules},

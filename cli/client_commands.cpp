@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "json_read.hpp"
+
 #include "config.hpp"
 #include "control_client.hpp"
 #include "paths.hpp"
@@ -30,10 +32,10 @@ int with_client(Fn fn) {
 }
 
 void print_module_results(const json& result) {
-    const json modules = result.value("modules", json::object());
+    const json modules = read::field(result, "modules");
     for (const auto& [name, r] : modules.items()) {
-        if (r.value("ok", false)) continue;
-        std::cerr << "  " << name << ": " << r["error"].value("message", "failed") << "\n";
+        if (read::flag(r, "ok", false)) continue;
+        std::cerr << "  " << name << ": " << read::text(read::field(r, "error"), "message", "failed") << "\n";
     }
 }
 }  // namespace
@@ -46,18 +48,18 @@ int client_command(const std::string& cmd, const json& args, bool print_json) {
             return 0;
         }
         if (cmd == "session_start") {
-            std::cout << "session started: " << result.value("session_dir", "") << "\n";
+            std::cout << "session started: " << read::text(result, "session_dir", "") << "\n";
         } else if (cmd == "session_stop") {
-            std::cout << "session stopped: " << result.value("session_dir", "") << "\n";
+            std::cout << "session stopped: " << read::text(result, "session_dir", "") << "\n";
         } else if (cmd == "trial_start") {
-            std::cout << "trial " << result.value("trial", 0) << " recording\n";
+            std::cout << "trial " << read::integer(result, "trial", 0) << " recording\n";
         } else if (cmd == "trial_stop") {
-            std::cout << "trial " << result.value("trial", 0) << " stopped\n";
+            std::cout << "trial " << read::integer(result, "trial", 0) << " stopped\n";
         } else if (cmd == "note") {
-            std::cout << "note " << result.value("note_id", 0)
-                      << (result.value("queued", false) ? " queued (the notes module is restarting)" : " saved") << "\n";
+            std::cout << "note " << read::integer(result, "note_id", 0)
+                      << (read::flag(result, "queued", false) ? " queued (the notes module is restarting)" : " saved") << "\n";
         } else if (result.contains("module") && result.contains("state")) {
-            std::cout << result.value("module", "") << ": " << result.value("state", "") << "\n";
+            std::cout << read::text(result, "module", "") << ": " << read::text(result, "state", "") << "\n";
         } else {
             std::cout << cmd << ": " << result.dump() << "\n";
         }
@@ -70,8 +72,8 @@ int snapshot(const std::vector<std::string>& cameras, bool print_json) {
     return with_client([&](ControlClient& client) {
         std::vector<std::string> names = cameras;
         if (names.empty()) {
-            for (const json& m : client.request("status").value("modules", json::array())) {
-                if (m.value("type", "") == "camera" && m.value("enabled", false)) names.push_back(m.value("name", ""));
+            for (const json& m : read::field(client.request("status"), "modules")) {
+                if (read::text(m, "type", "") == "camera" && read::flag(m, "enabled", false)) names.push_back(read::text(m, "name", ""));
             }
             if (names.empty()) throw std::runtime_error("no camera module is enabled");
         }
@@ -81,7 +83,7 @@ int snapshot(const std::vector<std::string>& cameras, bool print_json) {
             try {
                 json r = client.request("module_command", json{{"name", name}, {"cmd", "snapshot"}, {"args", json::object()}});
                 saved[name] = r;
-                if (!print_json) std::cout << name << ": " << r.value("path", "") << "\n";
+                if (!print_json) std::cout << name << ": " << read::text(r, "path", "") << "\n";
             } catch (const CommandFailed& e) {
                 // One camera without a frame must not hide the others' stills.
                 ++failed;
@@ -134,7 +136,7 @@ int config_check(const std::string& file) {
         std::cout << "\n  pico: ";
         if (config.pico) {
             json pico = config.to_json()["pico"];
-            std::cout << "device " << pico.value("device", "?") << ", LED on GPIO " << pico.value("led_pin", json()).dump();
+            std::cout << "device " << read::text(pico, "device", "?") << ", LED on GPIO " << read::field(pico, "led_pin").dump();
         } else {
             std::cout << "none";
         }

@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "json_read.hpp"
+
 #include "clock.hpp"
 #include "config.hpp"
 #include "output_queue.hpp"
@@ -128,7 +130,7 @@ int run(const RunArgs& args) {
         print_session_contents(dir);
     }
     std::cout << "Modules:\n";
-    for (const auto& m : final_status.value("modules", json::array())) std::cout << "  " << module_summary(m) << "\n";
+    for (const auto& m : read::field(final_status, "modules")) std::cout << "  " << module_summary(m) << "\n";
     return exit_code;
 }
 

@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "json_read.hpp"
+
 #include <cmath>
 #include <cstdio>
 
@@ -22,6 +24,7 @@ std::string number(const json& v) {
         snprintf(buf, sizeof buf, "%.1f", v.get<double>());
         return buf;
     }
+    if (v.is_null()) return "0";
     return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
@@ -54,15 +57,15 @@ std::string stats_brief(const json& stats) {
 // The Neon behind an eye-tracker module: "Neon Sim, battery 87 %, 100.0 GB free, clock +3700.12 ms
 // drift +1.5 ppm, gaze 200 Hz, scene 30 fps" (and the damaged scene frames, when there are any).
 static std::string neon_summary(const json& stats) {
-    if (!stats.value("connected", false)) {
-        std::string why = stats.value("device_error", "");
+    if (!read::flag(stats, "connected", false)) {
+        std::string why = read::text(stats, "device_error", "");
         return "; Neon not connected" + (why.empty() ? std::string() : " (" + why + ")") + ", retrying";
     }
-    std::string out = "; " + stats.value("device_name", std::string("Neon"));
+    std::string out = "; " + read::text(stats, "device_name", "Neon");
     char buf[200];
     // Appends the number under key with format, when the device gave one (and it is not zero).
     auto append = [&](const char* key, const char* format, bool skip_zero = false) {
-        const json value = stats.value(key, json());
+        const json& value = read::field(stats, key);
         if (!value.is_number() || (skip_zero && value.get<double>() == 0)) return;
         snprintf(buf, sizeof buf, format, value.get<double>());
         out += buf;
@@ -72,18 +75,18 @@ static std::string neon_summary(const json& stats) {
     append("clock_offset_ms", ", clock %+.2f ms");
     append("clock_drift_ppm", " drift %+.1f ppm", true);
     append("scene_frames_damaged", ", %.0f scene frames damaged", true);
-    snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", stats.value("gaze_rate_hz", 0.0), stats.value("scene_fps", 0.0));
+    snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", read::real(stats, "gaze_rate_hz", 0.0), read::real(stats, "scene_fps", 0.0));
     return out + buf;
 }
 
 std::string module_summary(const json& m) {
-    std::string out = m.value("name", "?") + " (" + m.value("type", "?") + "): " + m.value("state", "?");
-    json stats = m.value("stats", json::object());
+    std::string out = read::text(m, "name", "?") + " (" + read::text(m, "type", "?") + "): " + read::text(m, "state", "?");
+    json stats = read::field(m, "stats");
     out += stats_brief(stats);
-    if (m.value("type", "") == "eyetracker" && stats.is_object() && stats.contains("connected")) out += neon_summary(stats);
-    int restarts = m.value("restarts", 0);
+    if (read::text(m, "type", "") == "eyetracker" && stats.is_object() && stats.contains("connected")) out += neon_summary(stats);
+    int64_t restarts = read::integer(m, "restarts", 0);
     if (restarts > 0) out += ", " + std::to_string(restarts) + " restarts";
-    std::string err = m.value("last_error", "");
+    std::string err = read::text(m, "last_error", "");
     if (!err.empty()) out += "; last error: " + err;
     return out;
 }
@@ -91,26 +94,26 @@ std::string module_summary(const json& m) {
 namespace {
 // The Pico W sync link: "connected on PATH, fw 1.0.0 (segment 1), offset ..., drift ..., ..."
 std::string pico_summary(const json& p) {
-    std::string out = p.value("state", "?");
-    std::string path = p.value("path", json()).is_string() ? p["path"].get<std::string>() : p.value("device", "?");
-    if (!p.value("connected", false)) {
-        std::string err = p.value("last_error", "");
+    std::string out = read::text(p, "state", "?");
+    std::string path = read::field(p, "path").is_string() ? p["path"].get<std::string>() : read::text(p, "device", "?");
+    if (!read::flag(p, "connected", false)) {
+        std::string err = read::text(p, "last_error", "");
         return out + " (" + (err.empty() ? path : err) + "); retrying in the background";
     }
-    out += " on " + path + ", fw " + p.value("firmware", "?") + " (clock segment " + number(p.value("segment", json(0))) + ")";
-    json fit = p.value("fit", json());
+    out += " on " + path + ", fw " + read::text(p, "firmware", "?") + " (clock segment " + number(read::field(p, "segment")) + ")";
+    json fit = read::field(p, "fit");
     char buf[160];
     if (fit.is_object()) {
-        snprintf(buf, sizeof buf, ", offset %.6f s, drift %+.2f ppm, residual %.0f us", fit.value("offset_us", 0.0) / 1e6,
-                 fit.value("drift_ppm", 0.0), fit.value("residual_us", 0.0));
+        snprintf(buf, sizeof buf, ", offset %.6f s, drift %+.2f ppm, residual %.0f us", read::real(fit, "offset_us", 0.0) / 1e6,
+                 read::real(fit, "drift_ppm", 0.0), read::real(fit, "residual_us", 0.0));
         out += buf;
     } else {
         out += ", no clock fit yet";
     }
-    json led = p.value("led", json());
+    json led = read::field(p, "led");
     out += ", LED " + (led.is_string() ? led.get<std::string>() : std::string("unknown"));
-    out += ", " + number(p.value("lines_lost", json(0))) + " lines lost";
-    uint64_t bad = p.value("lines_bad", uint64_t{0});
+    out += ", " + number(read::field(p, "lines_lost")) + " lines lost";
+    uint64_t bad = read::integer(p, "lines_bad", 0);
     if (bad > 0) out += ", " + std::to_string(bad) + " bad";
     return out;
 }
@@ -118,51 +121,51 @@ std::string pico_summary(const json& p) {
 
 std::string status_line(const json& s) {
     std::string out;
-    const json& session = s["session"];
-    const json& trial = s["trial"];
+    const json& session = read::field(s, "session");
+    const json& trial = read::field(s, "trial");
     if (trial.is_object()) {
-        out += "REC trial " + std::to_string(trial.value("number", 0)) + " " + format_duration(trial.value("elapsed_s", 0.0));
+        out += "REC trial " + std::to_string(read::integer(trial, "number", 0)) + " " + format_duration(read::real(trial, "elapsed_s", 0.0));
     } else {
         out += "idle";
     }
-    if (session.is_object()) out += " | session " + format_duration(session.value("elapsed_s", 0.0));
-    for (const auto& m : s.value("modules", json::array())) {
-        out += " | " + m.value("name", "?") + " " + m.value("state", "?") + stats_brief(m.value("stats", json::object()));
+    if (session.is_object()) out += " | session " + format_duration(read::real(session, "elapsed_s", 0.0));
+    for (const auto& m : read::field(s, "modules")) {
+        out += " | " + read::text(m, "name", "?") + " " + read::text(m, "state", "?") + stats_brief(read::field(m, "stats"));
     }
-    json pico = s.value("pico", json());
-    if (pico.is_object()) out += " | pico " + pico.value("state", "?");
+    json pico = read::field(s, "pico");
+    if (pico.is_object()) out += " | pico " + read::text(pico, "state", "?");
     return out;
 }
 
 std::string status_report(const json& s) {
     std::string out;
-    const json& sup = s["supervisor"];
-    out += "supervisor  pid " + number(sup.value("pid", json(0))) + ", up " + format_duration(sup.value("uptime_s", 0.0)) +
-           ", config " + sup.value("config_file", "?") + "\n";
-    const json& session = s["session"];
+    const json& sup = read::field(s, "supervisor");
+    out += "supervisor  pid " + number(read::field(sup, "pid")) + ", up " + format_duration(read::real(sup, "uptime_s", 0.0)) +
+           ", config " + read::text(sup, "config_file", "?") + "\n";
+    const json& session = read::field(s, "session");
     if (session.is_object()) {
-        out += "session     " + session.value("dir", "?") + " (" + format_duration(session.value("elapsed_s", 0.0)) + ", " +
-               number(session.value("trials", json(0))) + " trials)\n";
+        out += "session     " + read::text(session, "dir", "?") + " (" + format_duration(read::real(session, "elapsed_s", 0.0)) + ", " +
+               number(read::field(session, "trials")) + " trials)\n";
     } else {
         out += "session     none (start one with 'pilogger session start')\n";
     }
-    const json& trial = s["trial"];
+    const json& trial = read::field(s, "trial");
     if (trial.is_object()) {
-        std::string label = trial.value("label", "");
-        out += "trial       " + std::to_string(trial.value("number", 0)) + (label.empty() ? "" : " (" + label + ")") +
-               " recording for " + format_duration(trial.value("elapsed_s", 0.0)) + "\n";
+        std::string label = read::text(trial, "label", "");
+        out += "trial       " + std::to_string(read::integer(trial, "number", 0)) + (label.empty() ? "" : " (" + label + ")") +
+               " recording for " + format_duration(read::real(trial, "elapsed_s", 0.0)) + "\n";
     } else {
         out += "trial       not recording\n";
     }
-    const json& disk = s["disk"];
-    int64_t free_bytes = disk.value("free_bytes", int64_t{-1});
+    const json& disk = read::field(s, "disk");
+    int64_t free_bytes = read::integer(disk, "free_bytes", -1);
     if (free_bytes >= 0) {
-        out += "disk        " + bytes(free_bytes) + " free (reserve " + bytes(disk.value("reserve_bytes", int64_t{0})) + ")\n";
+        out += "disk        " + bytes(free_bytes) + " free (reserve " + bytes(read::integer(disk, "reserve_bytes", 0)) + ")\n";
     }
-    json pico = s.value("pico", json());
+    json pico = read::field(s, "pico");
     if (pico.is_object()) out += "pico        " + pico_summary(pico) + "\n";
     out += "modules\n";
-    for (const auto& m : s.value("modules", json::array())) out += "  " + module_summary(m) + "\n";
+    for (const auto& m : read::field(s, "modules")) out += "  " + module_summary(m) + "\n";
     return out;
 }
 

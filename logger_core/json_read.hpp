@@ -37,12 +37,13 @@ inline std::string text(const json& j, std::string_view key, const std::string& 
 
 // A float is truncated and clamped into int64_t's range (a cast of 1e300 would be undefined).
 inline std::optional<int64_t> as_integer(const json& v) {
-    if (v.is_number_integer()) return v.get<int64_t>();
+    // Unsigned first: nlohmann counts unsigned numbers as integers too.
     if (v.is_number_unsigned()) {
         uint64_t u = v.get<uint64_t>();
         return u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max()
                                                                               : static_cast<int64_t>(u);
     }
+    if (v.is_number_integer()) return v.get<int64_t>();
     if (v.is_number_float()) {
         double d = v.get<double>();
         if (!(d == d)) return std::nullopt;  // NaN
@@ -74,8 +75,10 @@ public:
     using json = nlohmann::json;
     enum class Need { Optional, Required };
 
-    // object need not be an object: then every Required field is missing.
+    // object need not be an object: then every Required field is missing. It must outlive the
+    // reader (a reference is kept).
     explicit FieldReader(const json& object) : object_(object) {}
+    explicit FieldReader(json&&) = delete;
 
     std::optional<std::string> text(std::string_view key, Need need = Need::Optional, size_t max_bytes = 4096);
     // Only exact integers (no floats, no strings), within [min, max].

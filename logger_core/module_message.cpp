@@ -77,7 +77,8 @@ ModuleLine read_reply(const json& body, int64_t id) {
     }
     const json* error = f.object("error");
     if (!f.ok()) return invalid(f, "reply", id);
-    FieldReader e(error != nullptr ? *error : json::object());
+    static const json kNoError = json::object();
+    FieldReader e(error != nullptr ? *error : kNoError);
     auto code = e.text("code", Need::Optional, 64);
     auto message = e.text("message", Need::Optional, 1024 * 1024);
     if (!e.ok()) return invalid("reply: error." + e.problem(), "error." + e.field(), id);

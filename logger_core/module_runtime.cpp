@@ -375,6 +375,11 @@ int ModuleRuntime::run(Module& module, const json* standalone_settings,
     // The supervisor starts modules with a parent-death SIGTERM (pilogger-spawn); stdin EOF says
     // the same. Either way a module never outlives it.
     if (supervised_) supervisor_pid_ = getppid();
+    // A bug of ours in a callback is reported to the supervisor (an error event, so events.csv
+    // has it) and the module goes on recording.
+    uv::set_fault_handler([this](std::string_view where, std::string_view what) {
+        log("error", "internal error in a " + std::string(where) + " callback: " + std::string(what));
+    });
     sigint_ = std::make_unique<uv::Signal>(loop_);
     sigterm_ = std::make_unique<uv::Signal>(loop_);
     sigint_->start(SIGINT, [this](int) { request_finish("SIGINT"); });
@@ -408,6 +413,7 @@ int ModuleRuntime::run(Module& module, const json* standalone_settings,
         start_standalone(*standalone_settings, standalone_output, standalone_duration_s);
     }
     loop_.run();
+    uv::set_fault_handler(nullptr);
     module_ = nullptr;
     return exit_status_;
 }

@@ -1,5 +1,7 @@
 #include "uv.hpp"
 
+#include "output_queue.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,10 +37,7 @@ void report_fault(std::string_view where, std::string_view what) noexcept {
         }
     } catch (...) {
     }
-    char line[512];
-    int n = std::snprintf(line, sizeof line, "pilogger: an error escaped a %.*s callback: %.*s\n",
-                          static_cast<int>(where.size()), where.data(), static_cast<int>(what.size()), what.data());
-    if (n > 0) (void)!::write(STDERR_FILENO, line, static_cast<size_t>(std::min<int>(n, sizeof line - 1)));
+    stderr_queue().write("pilogger: an error escaped a " + std::string(where) + " callback: " + std::string(what) + "\n");
 }
 
 int check(int rc, std::string_view context) {

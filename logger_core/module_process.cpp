@@ -153,7 +153,6 @@ void ModuleProcess::on_stdout(std::string_view chunk) {
             on_line(line);
         },
         [this](size_t n) {
-            ++bad_lines_;
             protocol_error("dropped an over-long line of " + std::to_string(n) + " bytes (limit " +
                            std::to_string(kDefaultMaxLineBytes) + ")");
         });

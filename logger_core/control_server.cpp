@@ -125,8 +125,8 @@ void ControlServer::schedule_serve(uint64_t delay_ms) {
 }
 
 void ControlServer::serve() {
-    bool more = false;
-    bool blocked = false;
+    bool more = false;         // a client has requests we can serve next turn
+    bool blocked = false;      // a client has requests waiting for it to read its answers
     std::vector<ClientId> ids;
     ids.reserve(clients_.size());
     for (const auto& [id, c] : clients_) {
@@ -137,10 +137,8 @@ void ControlServer::serve() {
             auto it = clients_.find(id);  // a handler may have dropped it
             if (it == clients_.end() || it->second.inbox.empty()) break;
             Client& c = it->second;
-            if (c.stream->write_queue_bytes() > kMaxReplyBacklog) {
-                blocked = true;  // it is not reading its answers: its requests wait
-                break;
-            }
+            // Not reading its answers: its requests wait until it does.
+            if (c.stream->write_queue_bytes() > kMaxReplyBacklog) break;
             Pending item = std::move(c.inbox.front());
             c.inbox.pop_front();
             if (!item.answer) c.inbox_bytes -= std::min(c.inbox_bytes, item.text.size());
@@ -149,7 +147,7 @@ void ControlServer::serve() {
         auto it = clients_.find(id);
         if (it == clients_.end()) continue;
         Client& c = it->second;
-        if (!c.inbox.empty()) more = true;
+        if (!c.inbox.empty()) (c.stream->write_queue_bytes() > kMaxReplyBacklog ? blocked : more) = true;
         if (!c.reading && !c.peer_done && !c.closing && c.inbox_bytes < kMaxInboxBytes / 2) {
             c.stream->start_read([this, id](std::string_view chunk) { on_data(id, chunk); },
                                  [this, id](int status) { on_end(id, status); });
@@ -157,7 +155,11 @@ void ControlServer::serve() {
         }
         maybe_finish(id);
     }
-    if (more) schedule_serve(blocked ? kBlockedRetryMs : 0);
+    if (more) {
+        schedule_serve(0);
+    } else if (blocked) {
+        schedule_serve(kBlockedRetryMs);
+    }
 }
 
 void ControlServer::handle(ClientId id, const Pending& item) {

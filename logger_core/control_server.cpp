@@ -10,9 +10,10 @@ namespace pilogger {
 namespace {
 constexpr size_t kMaxRequestBytes = 256 * 1024;     // one request line
 constexpr size_t kMaxInboxBytes = 128 * 1024;       // queued requests; then reading pauses
+constexpr size_t kMaxInboxRequests = 64;            // the same, counted
 constexpr size_t kMaxClients = 256;                 // more are refused at once
 constexpr int kRequestsPerTurn = 4;                 // per client and loop turn
-constexpr size_t kMaxReplyBacklog = 256 * 1024;     // unsent answers; then its requests wait
+constexpr size_t kMaxReplyBacklog = 64 * 1024;      // unsent answers; then its requests wait
 constexpr size_t kMaxEventBacklog = 64 * 1024;      // then events are dropped for that client
 constexpr size_t kMaxClientBacklog = 4 * 1024 * 1024;  // then the client is disconnected
 constexpr int64_t kMaxBehindNs = 10'000'000'000;    // dropping its events this long: disconnected
@@ -101,7 +102,7 @@ void ControlServer::on_data(ClientId id, std::string_view chunk) {
                                                      std::to_string(kMaxRequestBytes) + ")"),
                                       true});
         });
-    if (c.inbox_bytes >= kMaxInboxBytes && c.reading) {
+    if ((c.inbox_bytes >= kMaxInboxBytes || c.inbox.size() >= kMaxInboxRequests) && c.reading) {
         c.stream->stop_read();
         c.reading = false;
     }
@@ -148,7 +149,8 @@ void ControlServer::serve() {
         if (it == clients_.end()) continue;
         Client& c = it->second;
         if (!c.inbox.empty()) (c.stream->write_queue_bytes() > kMaxReplyBacklog ? blocked : more) = true;
-        if (!c.reading && !c.peer_done && !c.closing && c.inbox_bytes < kMaxInboxBytes / 2) {
+        if (!c.reading && !c.peer_done && !c.closing && c.inbox_bytes < kMaxInboxBytes / 2 &&
+            c.inbox.size() < kMaxInboxRequests / 2) {
             c.stream->start_read([this, id](std::string_view chunk) { on_data(id, chunk); },
                                  [this, id](int status) { on_end(id, status); });
             c.reading = true;

@@ -72,7 +72,8 @@ int snapshot(const std::vector<std::string>& cameras, bool print_json) {
     return with_client([&](ControlClient& client) {
         std::vector<std::string> names = cameras;
         if (names.empty()) {
-            for (const json& m : read::field(client.request("status"), "modules")) {
+            const json status = client.request("status");
+            for (const json& m : read::field(status, "modules")) {
                 if (read::text(m, "type", "") == "camera" && read::flag(m, "enabled", false)) names.push_back(read::text(m, "name", ""));
             }
             if (names.empty()) throw std::runtime_error("no camera module is enabled");

@@ -29,6 +29,9 @@ inline const json& field(const json& j, std::string_view key) {
     auto it = j.find(key);
     return it == j.end() ? null_value : *it;
 }
+// The answer refers into j: reading a field of a temporary would dangle (a range-for over a
+// request's reply did), so that does not compile.
+const json& field(json&& j, std::string_view key) = delete;
 
 inline std::string text(const json& j, std::string_view key, const std::string& fallback = {}) {
     const json& v = field(j, key);

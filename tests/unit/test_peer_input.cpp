@@ -125,7 +125,8 @@ TEST_CASE("lenient readers never throw and clamp what does not fit") {
     CHECK(read::integer(j, "m") == std::numeric_limits<int64_t>::min());
     CHECK(read::integer(j, "u") == std::numeric_limits<int64_t>::max());
     CHECK(read::flag(j, "b", false) == false);
-    CHECK(read::field(json::array(), "s").is_null());
+    const json array = json::array();
+    CHECK(read::field(array, "s").is_null());
 }
 
 TEST_CASE("rate limits and read budgets") {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 namespace pilogger::neon {
 
@@ -13,14 +15,38 @@ using nlohmann::json;
 namespace {
 constexpr int kMaxRetryDelayMs = 5000;
 
+// A field of the phone's JSON, the fallback when absent, null, of another type or (numbers) out
+// of T's range.
 template <typename T>
 T value_or(const json& object, const char* key, T fallback) {
     auto it = object.find(key);
     if (it == object.end() || it->is_null()) return fallback;
-    try {
-        return it->get<T>();
-    } catch (const json::exception&) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // get<int>() casts a double unchecked (undefined for 1e300) and wraps large integers.
+        using limits = std::numeric_limits<T>;
+        if (it->is_number_unsigned()) {
+            uint64_t v = it->get<uint64_t>();
+            return v <= static_cast<uint64_t>(limits::max()) ? static_cast<T>(v) : fallback;
+        }
+        if (it->is_number_integer()) {
+            int64_t v = it->get<int64_t>();
+            return v >= static_cast<int64_t>(limits::min()) && v <= static_cast<int64_t>(limits::max()) ? static_cast<T>(v)
+                                                                                                      : fallback;
+        }
+        if (it->is_number_float()) {
+            double v = it->get<double>();
+            // max + 1 is a power of two, exact as a double; the check is false for NaN too.
+            return v >= static_cast<double>(limits::min()) && v < static_cast<double>(limits::max()) + 1.0
+                       ? static_cast<T>(v)
+                       : fallback;
+        }
         return fallback;
+    } else {
+        try {
+            return it->get<T>();
+        } catch (const json::exception&) {
+            return fallback;
+        }
     }
 }
 }  // namespace

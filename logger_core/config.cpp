@@ -2,6 +2,8 @@
 
 #include "disk_budget.hpp"
 
+#include <yaml-cpp/depthguard.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -220,6 +222,16 @@ nlohmann::json eyetracker_settings(YamlMap& m) {
     nlohmann::json s;
     std::string address = m.string("address", "auto");
     if (address.empty()) m.fail(m.node("address"), "address", "must be auto, simulator, or the Neon's host[:port]");
+    // One colon splits host:port, as the module reads it (IPv6 addresses have several).
+    if (size_t colon = address.rfind(':'); colon != std::string::npos && address.find(':') == colon) {
+        std::string port = address.substr(colon + 1);
+        bool digits = !port.empty() && port.size() <= 5 &&
+                      port.find_first_not_of("0123456789") == std::string::npos;
+        if (colon == 0 || !digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+            m.fail(m.node("address"), "address",
+                   "expected the Neon's host or host:port with a port from 1 to 65535, got '" + address + "'");
+        }
+    }
     s["address"] = address;
     s["port"] = m.integer("port", 8080, 1, 65535);
     s["device_name"] = m.string("device_name", "");
@@ -334,6 +346,12 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     YAML::Node root;
     try {
         root = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+        // yaml-cpp (0.7+) stops its recursive parser at a fixed depth (about 500 nested
+        // collections) rather than overflow the stack; its own message only says "bad file".
+        throw ConfigError(location(source_name, e.mark) +
+                          ": YAML nested too deeply (over about 500 levels of lists or mappings; a pilogger "
+                          "config needs fewer than 10)");
     } catch (const YAML::Exception& e) {
         throw ConfigError(location(source_name, e.mark) + ": YAML syntax error: " + e.msg);
     }

@@ -2,7 +2,9 @@
 
 #include "json_setting.hpp"
 
+#include <charconv>
 #include <stdexcept>
+#include <string_view>
 
 namespace pilogger::neon {
 
@@ -20,11 +22,14 @@ EyetrackerSettings EyetrackerSettings::from_json(const nlohmann::json& j) {
     s.port = read(j, "port", s.port);
     // "host:port" in address wins over port.
     if (auto colon = s.address.rfind(':'); colon != std::string::npos && s.address.find(':') == colon) {
-        try {
-            s.port = std::stoi(s.address.substr(colon + 1));
-        } catch (const std::exception&) {
+        // The whole rest must be the number ("host:80x" is not port 80).
+        const std::string_view port = std::string_view(s.address).substr(colon + 1);
+        int value = 0;
+        auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+        if (ec != std::errc() || end != port.data() + port.size() || colon == 0) {
             throw std::invalid_argument("eyetracker setting \"address\" has a bad port: " + s.address);
         }
+        s.port = value;
         s.address = s.address.substr(0, colon);
     }
     s.device_name = read(j, "device_name", s.device_name);

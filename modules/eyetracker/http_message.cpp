@@ -59,8 +59,11 @@ bool ResponseParser::parse_head(std::string_view head, Response& out) {
         std::string_view line = trim(head.substr(start, line_end == std::string_view::npos ? head.npos : line_end - start));
         if (line.empty()) continue;
         size_t colon = line.find(':');
-        if (colon == std::string_view::npos || colon == 0) return false;
-        out.headers[std::string(trim(line.substr(0, colon)))] = std::string(trim(line.substr(colon + 1)));
+        if (colon == std::string_view::npos) return false;
+        // A header needs a name; "\r: x" trims to none.
+        std::string_view name = trim(line.substr(0, colon));
+        if (name.empty()) return false;
+        out.headers[std::string(name)] = std::string(trim(line.substr(colon + 1)));
     }
     return true;
 }

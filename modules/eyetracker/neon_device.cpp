@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 namespace pilogger::neon {
 
@@ -13,14 +15,38 @@ using nlohmann::json;
 namespace {
 constexpr int kMaxRetryDelayMs = 5000;
 
+// A field of the phone's JSON, the fallback when absent, null, of another type or (numbers) out
+// of T's range.
 template <typename T>
 T value_or(const json& object, const char* key, T fallback) {
     auto it = object.find(key);
     if (it == object.end() || it->is_null()) return fallback;
-    try {
-        return it->get<T>();
-    } catch (const json::exception&) {
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // get<int>() casts a double unchecked (undefined for 1e300) and wraps large integers.
+        using limits = std::numeric_limits<T>;
+        if (it->is_number_unsigned()) {
+            uint64_t v = it->get<uint64_t>();
+            return v <= static_cast<uint64_t>(limits::max()) ? static_cast<T>(v) : fallback;
+        }
+        if (it->is_number_integer()) {
+            int64_t v = it->get<int64_t>();
+            return v >= static_cast<int64_t>(limits::min()) && v <= static_cast<int64_t>(limits::max()) ? static_cast<T>(v)
+                                                                                                      : fallback;
+        }
+        if (it->is_number_float()) {
+            double v = it->get<double>();
+            // max + 1 is a power of two, exact as a double; the check is false for NaN too.
+            return v >= static_cast<double>(limits::min()) && v < static_cast<double>(limits::max()) + 1.0
+                       ? static_cast<T>(v)
+                       : fallback;
+        }
         return fallback;
+    } else {
+        try {
+            return it->get<T>();
+        } catch (const json::exception&) {
+            return fallback;
+        }
     }
 }
 }  // namespace
@@ -48,36 +74,37 @@ NeonDevice::NeonDevice(uv::Loop& loop, NeonDeviceOptions options, Callbacks call
     : loop_(loop),
       options_(std::move(options)),
       callbacks_(std::move(callbacks)),
-      clock_fit_(neon_clock_fit_options(options_.time_echo_interval_s)) {}
+      clock_(options_.time_echo_interval_s) {}
 
 NeonDevice::~NeonDevice() {
     ++generation_;
     streams_.clear();
 }
 
-bool NeonDevice::drift_fitted() const {
-    return clock_fit_.valid() && clock_fit_.span_ns() >= clock_fit_.options().min_drift_span_ns;
+bool NeonClock::drift_fitted() const {
+    return fit_.valid() && fit_.span_ns() >= fit_.options().min_drift_span_ns;
 }
 
-int64_t NeonDevice::device_minus_mono_at(int64_t mono) const {
-    if (!drift_fitted()) return *device_minus_mono_ns_;
-    return clock_base_ns_ + std::llround(clock_fit_.offset_us_at(mono) * 1000.0);
+int64_t NeonClock::device_minus_mono_at(int64_t mono) const {
+    if (!drift_fitted()) return *latest_;
+    return base_ns_ + std::llround(fit_.offset_us_at(mono) * 1000.0);
 }
 
-std::optional<int64_t> NeonDevice::to_mono_ns(int64_t device_ns) const {
-    if (!device_minus_mono_ns_) return std::nullopt;
+std::optional<int64_t> NeonClock::to_mono_ns(int64_t device_ns) const {
+    if (!latest_) return std::nullopt;
     // The offset drifts by a few parts per million: two steps settle mono to well under 1 ns.
-    int64_t mono = device_ns - *device_minus_mono_ns_;
+    int64_t mono = device_ns - *latest_;
     mono = device_ns - device_minus_mono_at(mono);
     return device_ns - device_minus_mono_at(mono);
 }
 
-std::optional<int64_t> NeonDevice::to_device_ns(int64_t mono) const {
-    if (!device_minus_mono_ns_) return std::nullopt;
+std::optional<int64_t> NeonClock::to_device_ns(int64_t mono) const {
+    if (!latest_) return std::nullopt;
     return mono + device_minus_mono_at(mono);
 }
 
-void NeonDevice::add_clock_estimate(const std::vector<TimeEchoSample>& samples, int64_t estimate) {
+void NeonClock::add_burst(const std::vector<TimeEchoSample>& samples, int64_t estimate) {
+    latest_ = estimate;
     int64_t mid_sum = 0;
     int64_t rtt_min = samples.front().rtt_ns();
     for (const TimeEchoSample& s : samples) {
@@ -87,11 +114,11 @@ void NeonDevice::add_clock_estimate(const std::vector<TimeEchoSample>& samples, 
     const int64_t at = samples.front().send_mono_ns + mid_sum / static_cast<int64_t>(samples.size());
     // A phone clock stepped (by NTP, or by hand) breaks the line: start a new one from here.
     if (drift_fitted() && std::llabs(estimate - device_minus_mono_at(at)) > kClockStepNs) {
-        ++clock_steps_;
-        clock_fit_.reset();
+        ++steps_;
+        fit_.reset();
     }
-    if (!clock_fit_.valid()) clock_base_ns_ = estimate;
-    clock_fit_.add(at, static_cast<double>(estimate - clock_base_ns_) / 1000.0, static_cast<double>(rtt_min) / 1000.0);
+    if (!fit_.valid()) base_ns_ = estimate;
+    fit_.add(at, static_cast<double>(estimate - base_ns_) / 1000.0, static_cast<double>(rtt_min) / 1000.0);
 }
 
 void NeonDevice::start() {
@@ -155,23 +182,18 @@ void NeonDevice::rest(const std::string& method, const std::string& path, const 
                            done(false, json(), error);
                            return;
                        }
-                       json parsed = json::parse(response.body, nullptr, false);
-                       std::string message = parsed.is_object() ? value_or<std::string>(parsed, "message", "") : "";
-                       if (response.status != 200) {
-                           done(false, json(), method + " " + path + " answered " + std::to_string(response.status) +
-                                                   (message.empty() ? "" : ": " + message));
-                           return;
-                       }
-                       if (!parsed.is_object()) {
-                           done(false, json(), method + " " + path + " answered with something that is not JSON");
-                           return;
-                       }
-                       done(true, parsed.value("result", json()), "");
+                       RestAnswer answer = read_rest_answer(response, method, path);
+                       done(answer.ok, answer.result, answer.error);
                    });
 }
 
 void NeonDevice::on_status(const json& result) {
-    if (!result.is_array()) return;
+    if (apply_neon_status(result, status_) && callbacks_.info_changed) callbacks_.info_changed();
+}
+
+bool apply_neon_status(const json& result, NeonStatus& status) {
+    if (!result.is_array()) return false;
+    NeonDeviceInfo& info = status.info;
     bool changed = false;
     for (const auto& component : result) {
         if (!component.is_object()) continue;
@@ -179,57 +201,67 @@ void NeonDevice::on_status(const json& result) {
         const json data = component.value("data", json::object());
         if (!data.is_object()) continue;
         if (model == "Phone") {
-            info_.device_name = value_or<std::string>(data, "device_name", info_.device_name);
-            info_.device_id = value_or<std::string>(data, "device_id", info_.device_id);
-            info_.ip = value_or<std::string>(data, "ip", info_.ip);
-            info_.battery_percent = value_or<double>(data, "battery_level", info_.battery_percent);
-            info_.battery_state = value_or<std::string>(data, "battery_state", info_.battery_state);
+            info.device_name = value_or<std::string>(data, "device_name", info.device_name);
+            info.device_id = value_or<std::string>(data, "device_id", info.device_id);
+            info.ip = value_or<std::string>(data, "ip", info.ip);
+            info.battery_percent = value_or<double>(data, "battery_level", info.battery_percent);
+            info.battery_state = value_or<std::string>(data, "battery_state", info.battery_state);
             double memory = value_or<double>(data, "memory", -1);
-            if (memory >= 0) info_.free_storage_gb = memory / 1e9;
-            time_echo_port_ = value_or<int>(data, "time_echo_port", time_echo_port_);
+            if (memory >= 0) info.free_storage_gb = memory / 1e9;
+            status.time_echo_port = value_or<int>(data, "time_echo_port", status.time_echo_port);
             changed = true;
         } else if (model == "Hardware") {
-            info_.hardware_version = value_or<std::string>(data, "version", info_.hardware_version);
-            info_.glasses_serial = value_or<std::string>(data, "glasses_serial", info_.glasses_serial);
+            info.hardware_version = value_or<std::string>(data, "version", info.hardware_version);
+            info.glasses_serial = value_or<std::string>(data, "glasses_serial", info.glasses_serial);
             changed = true;
         } else if (model == "Sensor") {
             if (value_or<std::string>(data, "conn_type", "") != "DIRECT") continue;
-            SensorEndpoint endpoint{value_or<std::string>(data, "sensor", ""), value_or<std::string>(data, "ip", ""),
-                                    value_or<std::string>(data, "params", ""), value_or<int>(data, "port", 0)};
+            NeonSensorEndpoint endpoint{value_or<std::string>(data, "sensor", ""), value_or<std::string>(data, "ip", ""),
+                                        value_or<std::string>(data, "params", ""), value_or<int>(data, "port", 0)};
             if (endpoint.sensor.empty() || endpoint.port <= 0) continue;
-            auto same = [&](const SensorEndpoint& e) { return e.sensor == endpoint.sensor; };
-            auto it = std::find_if(sensors_.begin(), sensors_.end(), same);
-            if (it == sensors_.end()) {
-                sensors_.push_back(endpoint);
+            auto same = [&](const NeonSensorEndpoint& e) { return e.sensor == endpoint.sensor; };
+            auto it = std::find_if(status.sensors.begin(), status.sensors.end(), same);
+            if (it == status.sensors.end()) {
+                status.sensors.push_back(endpoint);
             } else {
                 *it = endpoint;
             }
         } else if (model == "Recording") {
             std::string action = value_or<std::string>(data, "action", "");
-            info_.recording = action == "START";
-            info_.recording_id = info_.recording ? value_or<std::string>(data, "id", "") : "";
+            info.recording = action == "START";
+            info.recording_id = info.recording ? value_or<std::string>(data, "id", "") : "";
             changed = true;
         }
     }
-    if (changed && callbacks_.info_changed) callbacks_.info_changed();
+    return changed;
+}
+
+RestAnswer read_rest_answer(const Response& response, const std::string& method, const std::string& path) {
+    json parsed = json::parse(response.body, nullptr, false);
+    std::string message = parsed.is_object() ? value_or<std::string>(parsed, "message", "") : "";
+    if (response.status != 200) {
+        return {false, json(), method + " " + path + " answered " + std::to_string(response.status) +
+                                   (message.empty() ? "" : ": " + message)};
+    }
+    if (!parsed.is_object()) return {false, json(), method + " " + path + " answered with something that is not JSON"};
+    return {true, parsed.value("result", json()), ""};
 }
 
 void NeonDevice::run_time_echo(std::function<void(bool ok)> then) {
-    if (time_echo_port_ <= 0) {
+    if (status_.time_echo_port <= 0) {
         last_error_ = "the Neon's status gives no time_echo_port";
         then(false);
         return;
     }
     if (!time_echo_) time_echo_ = std::make_unique<TimeEchoClient>(loop_);
     uint64_t generation = generation_;
-    time_echo_->burst(address_, time_echo_port_, options_.time_echo_count, options_.request_timeout_ms,
+    time_echo_->burst(address_, status_.time_echo_port, options_.time_echo_count, options_.request_timeout_ms,
                       [this, generation, then = std::move(then)](const std::vector<TimeEchoSample>& samples,
                                                                   const std::string& error) {
                           if (generation != generation_) return;
                           auto estimate = estimate_device_minus_mono_ns(samples);
                           if (estimate) {
-                              device_minus_mono_ns_ = estimate;
-                              add_clock_estimate(samples, *estimate);
+                              clock_.add_burst(samples, *estimate);
                           }
                           if (!error.empty()) last_error_ = error;
                           if (callbacks_.time_echo) callbacks_.time_echo(samples, estimate);
@@ -245,7 +277,7 @@ void NeonDevice::measure_clock() {
 void NeonDevice::open_streams() {
     uint64_t generation = generation_;
     auto has = [this](const std::string& sensor) {
-        return std::any_of(sensors_.begin(), sensors_.end(), [&](const auto& e) { return e.sensor == sensor; });
+        return std::any_of(status_.sensors.begin(), status_.sensors.end(), [&](const auto& e) { return e.sensor == sensor; });
     };
     if (!has("gaze")) {
         connecting_ = false;
@@ -253,7 +285,7 @@ void NeonDevice::open_streams() {
         schedule_retry();
         return;
     }
-    for (const SensorEndpoint& endpoint : sensors_) {
+    for (const NeonSensorEndpoint& endpoint : status_.sensors) {
         bool wanted = endpoint.sensor == "gaze" || endpoint.sensor == "imu" || endpoint.sensor == "eye_events" ||
                       (endpoint.sensor == "world" && options_.scene);
         if (!wanted) continue;
@@ -427,15 +459,15 @@ void NeonDevice::stop_and_save_recording(RestDone done) {
 }
 
 json NeonDevice::stats() const {
-    json out = info_.to_json();
+    json out = status_.info.to_json();
     out["connected"] = connected_;
     out["gaze_rate_hz"] = std::round(gaze_rate_hz_ * 10) / 10;
     out["imu_rate_hz"] = std::round(imu_rate_hz_ * 10) / 10;
     out["scene_fps"] = std::round(scene_rate_hz_ * 10) / 10;
     // The phone's clock minus ours (CLOCK_REALTIME), as the Neon's own tools state it.
-    if (device_minus_mono_ns_) {
+    if (std::optional<int64_t> device_minus_mono_ns = clock_.device_minus_mono_ns()) {
         ClockTriple clocks = read_clock_triple();
-        int64_t phone_minus_host_ns = *device_minus_mono_ns_ - (clocks.realtime_ns - clocks.mono_ns);
+        int64_t phone_minus_host_ns = *device_minus_mono_ns - (clocks.realtime_ns - clocks.mono_ns);
         out["clock_offset_ms"] = std::round(static_cast<double>(phone_minus_host_ns) / 1e4) / 100;
     } else {
         out["clock_offset_ms"] = nullptr;
@@ -452,9 +484,9 @@ json NeonDevice::stats() const {
     out["bad_payloads"] = bad_payloads_;
     out["untimed_samples"] = untimed_samples_;
     out["disconnects"] = disconnects_;
-    out["clock_drift_ppm"] = drift_fitted() ? json(std::round(clock_fit_.drift_ppm() * 100) / 100) : json(nullptr);
-    out["clock_residual_us"] = drift_fitted() ? json(std::round(clock_fit_.residual_us())) : json(nullptr);
-    out["clock_steps"] = clock_steps_;
+    out["clock_drift_ppm"] = clock_.drift_fitted() ? json(std::round(clock_.fit().drift_ppm() * 100) / 100) : json(nullptr);
+    out["clock_residual_us"] = clock_.drift_fitted() ? json(std::round(clock_.fit().residual_us())) : json(nullptr);
+    out["clock_steps"] = clock_.steps();
     out["status_pushes"] = status_pushes_;
     if (!last_error_.empty()) out["device_error"] = last_error_;
     return out;

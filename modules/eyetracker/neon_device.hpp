@@ -35,6 +35,31 @@ ClockFitOptions neon_clock_fit_options(int time_echo_interval_s);
 // A burst this far from the fitted line means the phone's clock was stepped: the fit restarts.
 inline constexpr int64_t kClockStepNs = 3'000'000;
 
+// The phone's clock against CLOCK_MONOTONIC, from Time Echo bursts (above). Pure, for NeonDevice,
+// the tests and the fuzz targets. Every time before the first burst maps to nullopt.
+class NeonClock {
+public:
+    explicit NeonClock(int time_echo_interval_s) : fit_(neon_clock_fit_options(time_echo_interval_s)) {}
+    // One burst's samples and their estimate (estimate_device_minus_mono_ns); samples not empty.
+    void add_burst(const std::vector<TimeEchoSample>& samples, int64_t estimate);
+    std::optional<int64_t> device_minus_mono_ns() const { return latest_; }  // the latest burst's
+    std::optional<int64_t> to_mono_ns(int64_t device_ns) const;
+    std::optional<int64_t> to_device_ns(int64_t mono_ns) const;
+    // The line through the bursts is used once they span three intervals.
+    bool drift_fitted() const;
+    const ClockFit& fit() const { return fit_; }
+    uint64_t steps() const { return steps_; }  // phone clock steps seen (the fit restarted)
+
+private:
+    int64_t device_minus_mono_at(int64_t mono) const;
+    std::optional<int64_t> latest_;
+    // Phone minus host over time, fitted with its drift through the bursts of the last two
+    // minutes or more (offsets relative to base_ns_, so the doubles stay small).
+    ClockFit fit_;
+    int64_t base_ns_ = 0;
+    uint64_t steps_ = 0;
+};
+
 struct NeonDeviceOptions {
     std::string host;                 // numeric address or a name (neon.local)
     int port = 8080;
@@ -61,6 +86,32 @@ struct NeonDeviceInfo {
     nlohmann::json to_json() const;
 };
 
+// A DIRECT sensor stream the phone lists in its status (conn_type DIRECT: RTSP).
+struct NeonSensorEndpoint {
+    std::string sensor, ip, params;
+    int port = 0;
+};
+
+// What the phone's status tells: GET /api/status answers an array of components, the WebSocket
+// pushes one at a time. Pure, for NeonDevice, the tests and the fuzz targets.
+struct NeonStatus {
+    NeonDeviceInfo info;
+    int time_echo_port = 0;
+    std::vector<NeonSensorEndpoint> sensors;  // one per sensor name, the latest listing wins
+};
+// Applies an array of status components (anything else is ignored, as are components and fields
+// of the wrong type or out of range); true when the device info changed.
+bool apply_neon_status(const nlohmann::json& components, NeonStatus& status);
+
+// A REST answer: ok with the "result" of a 200 JSON object, else the error text (method, path,
+// status and the device's "message" when it gave one).
+struct RestAnswer {
+    bool ok = false;
+    nlohmann::json result;
+    std::string error;
+};
+RestAnswer read_rest_answer(const Response& response, const std::string& method, const std::string& path);
+
 class NeonDevice {
 public:
     struct Callbacks {
@@ -82,13 +133,13 @@ public:
 
     void start();
     bool connected() const { return connected_; }
-    const NeonDeviceInfo& info() const { return info_; }
+    const NeonDeviceInfo& info() const { return status_.info; }
     // The phone's unix ns minus CLOCK_MONOTONIC ns by the latest Time Echo burst; nullopt before
     // the first one.
-    std::optional<int64_t> device_minus_mono_ns() const { return device_minus_mono_ns_; }
+    std::optional<int64_t> device_minus_mono_ns() const { return clock_.device_minus_mono_ns(); }
     // Through the fitted offset and drift (the latest burst alone until drift can be fitted).
-    std::optional<int64_t> to_mono_ns(int64_t device_ns) const;
-    std::optional<int64_t> to_device_ns(int64_t mono_ns) const;
+    std::optional<int64_t> to_mono_ns(int64_t device_ns) const { return clock_.to_mono_ns(device_ns); }
+    std::optional<int64_t> to_device_ns(int64_t mono_ns) const { return clock_.to_device_ns(mono_ns); }
     // SPS/PPS of the scene track in Annex B (from the SDP); "" before the world stream is described.
     const std::string& scene_parameter_sets() const { return scene_parameter_sets_; }
     uint32_t scene_clock_rate() const { return scene_clock_rate_; }
@@ -104,9 +155,6 @@ public:
     nlohmann::json stats() const;
 
 private:
-    void add_clock_estimate(const std::vector<TimeEchoSample>& samples, int64_t estimate);
-    int64_t device_minus_mono_at(int64_t mono) const;
-    bool drift_fitted() const;
     void connect();
     void disconnect(const std::string& why);
     void schedule_retry();
@@ -125,13 +173,7 @@ private:
     bool connected_ = false;
     bool connecting_ = false;
     uint64_t generation_ = 0;         // bumps on every disconnect; stale callbacks check it
-    NeonDeviceInfo info_;
-    int time_echo_port_ = 0;
-    struct SensorEndpoint {
-        std::string sensor, ip, params;
-        int port = 0;
-    };
-    std::vector<SensorEndpoint> sensors_;
+    NeonStatus status_;
     std::unique_ptr<HttpClient> http_;
     std::unique_ptr<WebSocketClient> websocket_;
     std::unique_ptr<TimeEchoClient> time_echo_;
@@ -146,12 +188,7 @@ private:
     std::unique_ptr<uv::Timer> echo_timer_;
     std::unique_ptr<uv::Timer> liveness_timer_;
     int retry_delay_ms_ = 1000;
-    std::optional<int64_t> device_minus_mono_ns_;  // the latest burst's estimate
-    // Phone minus host over time, fitted with its drift through the bursts of the last two
-    // minutes or more (offsets relative to clock_base_ns_, so the doubles stay small).
-    ClockFit clock_fit_;
-    int64_t clock_base_ns_ = 0;
-    uint64_t clock_steps_ = 0;
+    NeonClock clock_;
     int64_t last_gaze_mono_ns_ = 0;
     int64_t connected_since_mono_ns_ = 0;
     std::string last_error_;

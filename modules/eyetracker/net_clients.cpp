@@ -4,6 +4,7 @@
 #include "sdp.hpp"  // base64_encode
 
 #include <algorithm>
+#include <array>
 #include <random>
 
 namespace pilogger::neon {
@@ -120,9 +121,7 @@ void WebSocketClient::open(const std::string& address, int port, const std::stri
     close();
     state_ = State::Connecting;
     endpoint_ = endpoint_text(address, port) + path;
-    handshake_ = ResponseParser(64 * 1024);
-    frames_.clear();
-    message_.clear();
+    reader_ = WsReader(max_message_);
     tcp_ = std::make_unique<uv::Tcp>(loop_);
     timeout_ = std::make_unique<uv::Timer>(loop_);
     timeout_->start(static_cast<uint64_t>(timeout_ms), 0, [this] { fail("no handshake answer"); });
@@ -149,88 +148,24 @@ void WebSocketClient::open(const std::string& address, int port, const std::stri
 }
 
 void WebSocketClient::on_bytes(std::string_view bytes) {
-    if (state_ == State::Handshake) {
-        handshake_.feed(bytes);
-        auto response = handshake_.next();
-        if (!response) {
-            if (!handshake_.error().empty()) fail(handshake_.error());
-            return;
-        }
-        // The accept hash only guards against caching proxies, which a phone on the LAN never
-        // has behind it; the status and the Upgrade header are checked.
-        if (response->status != 101) {
-            fail("handshake answered " + std::to_string(response->status) + " " + response->reason);
-            return;
-        }
-        state_ = State::Open;
-        timeout_->stop();
-        frames_ = handshake_.take_rest();
-        if (callbacks_.opened) callbacks_.opened();
-        if (state_ == State::Open) parse_frames();
-        return;
-    }
-    if (state_ != State::Open) return;
-    frames_.append(bytes);
-    parse_frames();
-}
-
-void WebSocketClient::parse_frames() {
-    while (state_ == State::Open && frames_.size() >= 2) {
-        auto byte = [this](size_t i) { return static_cast<uint8_t>(frames_[i]); };
-        bool fin = (byte(0) & 0x80) != 0;
-        uint8_t opcode = byte(0) & 0x0f;
-        bool masked = (byte(1) & 0x80) != 0;
-        uint64_t length = byte(1) & 0x7f;
-        size_t header = 2;
-        if (length == 126) {
-            if (frames_.size() < 4) return;
-            length = (uint64_t{byte(2)} << 8) | byte(3);
-            header = 4;
-        } else if (length == 127) {
-            if (frames_.size() < 10) return;
-            length = 0;
-            for (size_t i = 0; i < 8; ++i) length = (length << 8) | byte(2 + i);
-            header = 10;
-        }
-        if (length > max_message_) {
-            fail("frame of " + std::to_string(length) + " bytes is over the limit");
-            return;
-        }
-        size_t mask_at = header;
-        if (masked) header += 4;
-        if (frames_.size() < header + length) return;
-        std::string payload = frames_.substr(header, static_cast<size_t>(length));
-        if (masked) {
-            for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(payload[i] ^ frames_[mask_at + i % 4]);
-        }
-        frames_.erase(0, header + static_cast<size_t>(length));
-
-        if (opcode == 0x8) {
-            fail("closed by the device");
-            return;
-        }
-        if (opcode == 0x9) {
-            send_frame(0xA, payload);
-            continue;
-        }
-        if (opcode == 0xA) continue;
-        if (opcode == 0x1 || opcode == 0x2) {
-            message_ = std::move(payload);
-            message_opcode_ = opcode;
-        } else if (opcode == 0x0) {
-            if (message_.size() + payload.size() > max_message_) {
-                fail("fragmented message over the limit");
-                return;
-            }
-            message_ += payload;
-        } else {
-            fail("unknown opcode " + std::to_string(opcode));
-            return;
-        }
-        if (fin) {
-            std::string text = std::move(message_);
-            message_.clear();
-            if (message_opcode_ == 0x1 && callbacks_.message) callbacks_.message(text);
+    if (state_ != State::Handshake && state_ != State::Open) return;
+    reader_.feed(bytes);
+    while (state_ == State::Handshake || state_ == State::Open) {
+        std::optional<WsEvent> event = reader_.next();
+        if (!event) return;
+        switch (event->kind) {
+            case WsEvent::Kind::Open:
+                state_ = State::Open;
+                timeout_->stop();
+                if (callbacks_.opened) callbacks_.opened();
+                break;
+            case WsEvent::Kind::Text:
+                if (callbacks_.message) callbacks_.message(event->data);
+                break;
+            case WsEvent::Kind::Binary: break;
+            case WsEvent::Kind::Ping: send_frame(0xA, event->data); break;
+            case WsEvent::Kind::Close: fail("closed by the device"); return;
+            case WsEvent::Kind::Error: fail(event->data); return;
         }
     }
 }
@@ -238,24 +173,18 @@ void WebSocketClient::parse_frames() {
 void WebSocketClient::send_frame(uint8_t opcode, std::string_view payload) {
     if (!tcp_) return;
     // Client frames are always masked (RFC 6455 5.3).
-    std::string frame;
-    frame.push_back(static_cast<char>(0x80 | opcode));
-    if (payload.size() < 126) {
-        frame.push_back(static_cast<char>(0x80 | payload.size()));
-    } else {
-        frame.push_back(static_cast<char>(0x80 | 126));
-        frame.push_back(static_cast<char>((payload.size() >> 8) & 0xff));
-        frame.push_back(static_cast<char>(payload.size() & 0xff));
-    }
     std::random_device random;
-    char mask[4];
-    for (char& m : mask) m = static_cast<char>(random() & 0xff);
-    frame.append(mask, 4);
-    for (size_t i = 0; i < payload.size(); ++i) frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
-    tcp_->write(std::move(frame));
+    std::array<uint8_t, 4> mask{};
+    for (uint8_t& m : mask) m = static_cast<uint8_t>(random() & 0xff);
+    tcp_->write(ws_client_frame(opcode, payload, mask));
 }
 
 // ---- Time Echo ----
+std::optional<int64_t> time_echo_phone_ms(std::string_view reply, int64_t sent_host_ms) {
+    if (reply.size() < 16 || static_cast<int64_t>(get_u64_be(reply)) != sent_host_ms) return std::nullopt;
+    return static_cast<int64_t>(get_u64_be(reply.substr(8)));
+}
+
 int64_t TimeEchoSample::offset_ms() const {
     int64_t receive_unix_ms = host_unix_ms + (rtt_ns() + 500'000) / 1'000'000;
     return (host_unix_ms + receive_unix_ms + 1) / 2 - phone_unix_ms;
@@ -311,12 +240,13 @@ void TimeEchoClient::burst(const std::string& address, int port, int count, int 
                 received_.append(chunk);
                 while (received_.size() >= 16 && !samples_.empty() && samples_.back().receive_mono_ns == 0) {
                     TimeEchoSample& sample = samples_.back();
-                    if (static_cast<int64_t>(get_u64_be(received_)) != sample.host_unix_ms) {
+                    std::optional<int64_t> phone_ms = time_echo_phone_ms(received_, sample.host_unix_ms);
+                    if (!phone_ms) {
                         finish("the echo does not match what was sent");
                         return;
                     }
                     sample.receive_mono_ns = now;
-                    sample.phone_unix_ms = static_cast<int64_t>(get_u64_be(std::string_view(received_).substr(8)));
+                    sample.phone_unix_ms = *phone_ms;
                     received_.erase(0, 16);
                     if (--remaining_ <= 0) {
                         finish("");

@@ -7,6 +7,7 @@
 
 #include "http_message.hpp"
 #include "uv.hpp"
+#include "websocket.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -63,7 +64,6 @@ public:
 private:
     enum class State { Idle, Connecting, Handshake, Open, Closed };
     void on_bytes(std::string_view bytes);
-    void parse_frames();
     void send_frame(uint8_t opcode, std::string_view payload);
     void fail(const std::string& why);
 
@@ -74,10 +74,7 @@ private:
     std::string endpoint_;
     std::unique_ptr<uv::Tcp> tcp_;
     std::unique_ptr<uv::Timer> timeout_;
-    ResponseParser handshake_;
-    std::string frames_;
-    std::string message_;
-    uint8_t message_opcode_ = 0;
+    WsReader reader_;
 };
 
 struct TimeEchoSample {
@@ -94,6 +91,10 @@ struct TimeEchoSample {
     // The classic offset of the Python client: host ms minus phone ms.
     int64_t offset_ms() const;
 };
+
+// One Time Echo reply: 16 bytes, our t1 echoed (u64 big-endian ms) then the phone's unix ms. The
+// phone's ms; nullopt when fewer than 16 bytes or the echo does not match sent_host_ms.
+std::optional<int64_t> time_echo_phone_ms(std::string_view reply, int64_t sent_host_ms);
 
 // The estimate of a burst: the median over the quickest half of the round trips (queueing on
 // the phone or the Wi-Fi only ever adds delay).

@@ -1,6 +1,8 @@
 // RTP/RTCP parsing (RFC 3550 sections 5.1, 6.4.1) and the sender-report clock.
 #include "rtp.hpp"
 
+#include <algorithm>
+
 namespace pilogger::neon {
 namespace {
 
@@ -134,5 +136,51 @@ bool SequenceTracker::on_packet(uint16_t sequence) {
 }
 
 void SequenceTracker::reset() { *this = SequenceTracker{}; }
+
+bool RtpReorderBuffer::push(uint16_t sequence, std::string datagram, int64_t now_ns) {
+    if (!have_expected_) {
+        have_expected_ = true;
+        next_expected_ = sequence;
+    }
+    // Unwrap the 16-bit sequence number around the next one we expect.
+    const int64_t extended =
+        next_expected_ + static_cast<int16_t>(static_cast<uint16_t>(sequence - static_cast<uint16_t>(next_expected_)));
+    if (extended < next_expected_) {
+        ++stats_.late;
+        return false;
+    }
+    if (waiting_.count(extended) != 0) {
+        ++stats_.duplicates;
+        return false;
+    }
+    // Older than a packet already waiting: it arrived out of order and goes back in its place.
+    if (!waiting_.empty() && extended < waiting_.rbegin()->first) ++stats_.reordered;
+    waiting_[extended] = Waiting{std::move(datagram), now_ns};
+    return true;
+}
+
+void RtpReorderBuffer::drain(int64_t now_ns, bool force_oldest, const Deliver& deliver) {
+    while (!waiting_.empty()) {
+        auto first = waiting_.begin();
+        const bool in_order = first->first == next_expected_;
+        const bool give_up = force_oldest || waiting_.size() > static_cast<size_t>(std::max(options_.depth, 0)) ||
+                             now_ns - first->second.arrival_ns > options_.wait_ns;
+        if (!in_order && !give_up) return;
+        const bool gap = !in_order;
+        if (gap) stats_.lost += static_cast<uint64_t>(first->first - next_expected_);
+        next_expected_ = first->first + 1;
+        std::string datagram = std::move(first->second.datagram);
+        waiting_.erase(first);
+        force_oldest = false;
+        if (!deliver(std::move(datagram), gap)) return;
+    }
+}
+
+void RtpReorderBuffer::reset() {
+    waiting_.clear();
+    have_expected_ = false;
+    next_expected_ = 0;
+    stats_ = {};
+}
 
 }  // namespace pilogger::neon

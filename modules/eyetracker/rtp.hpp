@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace pilogger::neon {
@@ -69,6 +72,51 @@ private:
     uint64_t lost_ = 0;
     uint64_t reordered_ = 0;
     uint64_t recent_ = 0;  // bit i: highest_ - i was received (tells late fills from duplicates)
+};
+
+// Puts the RTP packets of one stream back in sequence order (RtspStream): a packet waits while
+// the ones before it may still come, at most `depth` packets or `wait_ns` long; then the gap is
+// given up (counted lost) and what follows goes on. Sequence numbers are unwrapped around the
+// next one expected, so a stream runs across the 65535 -> 0 wrap for ever.
+class RtpReorderBuffer {
+public:
+    struct Options {
+        int depth = 32;
+        int64_t wait_ns = 50'000'000;
+    };
+    struct Stats {
+        uint64_t lost = 0;       // sequence numbers given up
+        uint64_t reordered = 0;  // arrived out of order and put back in place
+        uint64_t late = 0;       // arrived after their place was given up (dropped)
+        uint64_t duplicates = 0;
+    };
+    // Gets one datagram in sequence order and whether packets were given up right before it;
+    // false stops the drain (the stream closed).
+    using Deliver = std::function<bool(std::string&& datagram, bool gap_before)>;
+
+    RtpReorderBuffer() : RtpReorderBuffer(Options{}) {}
+    explicit RtpReorderBuffer(Options options) : options_(options) {}
+
+    // Holds a datagram (its RTP sequence number given) that arrived at now_ns; false when it is
+    // dropped as late or a duplicate.
+    bool push(uint16_t sequence, std::string datagram, int64_t now_ns);
+    // Hands out in order every datagram that is due at now_ns (force_oldest: the oldest at least)
+    // until deliver returns false.
+    void drain(int64_t now_ns, bool force_oldest, const Deliver& deliver);
+    size_t size() const { return waiting_.size(); }
+    const Stats& stats() const { return stats_; }
+    void reset();
+
+private:
+    struct Waiting {
+        std::string datagram;
+        int64_t arrival_ns = 0;
+    };
+    Options options_;
+    std::map<int64_t, Waiting> waiting_;  // by extended sequence number
+    bool have_expected_ = false;
+    int64_t next_expected_ = 0;
+    Stats stats_;
 };
 
 }  // namespace pilogger::neon

@@ -2,6 +2,7 @@
 
 #include "clock.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <random>
 
@@ -10,12 +11,76 @@ namespace pilogger::neon {
 namespace {
 constexpr const char* kUserAgent = "pilogger-eyetracker";
 
-int parse_int(std::string_view text, int fallback) {
-    int value = fallback;
+constexpr int kMinSessionTimeoutS = 2;
+constexpr int kMaxSessionTimeoutS = 86400;
+
+// A whole decimal number (leading spaces allowed, nothing after it but `stop`).
+std::optional<int> parse_int(std::string_view text, std::string_view stop = {}) {
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    int value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    return ec == std::errc() ? value : fallback;
+    if (ec != std::errc() || end == text.data()) return std::nullopt;
+    std::string_view after(end, static_cast<size_t>(text.data() + text.size() - end));
+    if (!after.empty() && (stop.empty() || stop.find(after.front()) == std::string_view::npos)) return std::nullopt;
+    return value;
+}
+
+// Bytes we send back in a request line or header: visible ASCII only (no spaces, no controls).
+bool visible_ascii(std::string_view s) {
+    for (char c : s) {
+        if (c <= ' ' || c > '~') return false;
+    }
+    return true;
 }
 }  // namespace
+
+std::optional<int> rtsp_cseq(const Response& response) { return parse_int(response.header("CSeq")); }
+
+std::optional<RtspTrack> rtsp_describe_track(const Response& response, const std::string& request_url, std::string* error) {
+    Sdp sdp = parse_sdp(response.body);
+    if (sdp.media.empty()) {
+        *error = "DESCRIBE gave no media";
+        return std::nullopt;
+    }
+    RtspTrack track;
+    track.media = sdp.media.front();
+    for (const auto& m : sdp.media) {
+        if (m.media == "video" || m.media == "application") {
+            track.media = m;
+            break;
+        }
+    }
+    if (track.media.clock_rate == 0) {
+        *error = "the SDP gives no clock rate for " + track.media.encoding.substr(0, 80);
+        return std::nullopt;
+    }
+    std::string base = response.header("Content-Base");
+    if (base.empty()) base = response.header("Content-Location");
+    if (base.empty()) base = request_url;
+    track.control_url = resolve_control_url(base, track.media.control.empty() ? "*" : track.media.control);
+    // It goes into the SETUP request line as is.
+    if (!visible_ascii(track.control_url)) {
+        *error = "the SDP's control URL is not a URL";
+        return std::nullopt;
+    }
+    return track;
+}
+
+std::optional<RtspSession> rtsp_session(std::string_view header) {
+    size_t semicolon = header.find(';');
+    RtspSession session;
+    session.id = std::string(header.substr(0, semicolon));
+    while (!session.id.empty() && session.id.back() == ' ') session.id.pop_back();
+    if (session.id.empty() || !visible_ascii(session.id)) return std::nullopt;
+    if (semicolon != std::string_view::npos) {
+        std::string_view params = header.substr(semicolon);
+        if (size_t t = params.find("timeout="); t != std::string_view::npos) {
+            std::optional<int> timeout = parse_int(params.substr(t + 8), "; ");
+            if (timeout) session.timeout_s = std::clamp(*timeout, kMinSessionTimeoutS, kMaxSessionTimeoutS);
+        }
+    }
+    return session;
+}
 
 RtspStream::RtspStream(uv::Loop& loop, std::string name, Callbacks callbacks, Options options)
     : loop_(loop), name_(std::move(name)), callbacks_(std::move(callbacks)), options_(options) {}
@@ -40,7 +105,7 @@ void RtspStream::close() {
     request_timer_.reset();
     keepalive_timer_.reset();
     reorder_timer_.reset();
-    reorder_.clear();
+    reorder_.reset();
 }
 
 void RtspStream::fail(const std::string& why) {
@@ -63,7 +128,8 @@ void RtspStream::open(const std::string& address, const std::string& url) {
     cseq_ = 0;
     keepalive_with_options_ = false;
     parser_ = ResponseParser(1u << 20);
-    have_expected_ = false;
+    reorder_ = RtpReorderBuffer(
+        {options_.reorder_depth, int64_t{options_.reorder_wait_ms} * 1'000'000});
     stats_ = {};
     tcp_ = std::make_unique<uv::Tcp>(loop_);
     request_timer_ = std::make_unique<uv::Timer>(loop_);
@@ -102,7 +168,7 @@ void RtspStream::send_request(const std::string& method, const std::string& targ
 }
 
 void RtspStream::on_response(const Response& response) {
-    if (parse_int(response.header("CSeq"), -1) != cseq_) return;  // a stale answer
+    if (rtsp_cseq(response) != cseq_) return;  // a stale answer
     request_timer_->stop();
     std::string method = std::move(pending_method_);
     pending_method_.clear();
@@ -128,27 +194,15 @@ void RtspStream::on_response(const Response& response) {
             send_request("DESCRIBE", url_, {{"Accept", "application/sdp"}});
             break;
         case State::Describe: {
-            Sdp sdp = parse_sdp(response.body);
-            if (sdp.media.empty()) {
-                fail("DESCRIBE gave no media");
+            std::string error;
+            std::optional<RtspTrack> track = rtsp_describe_track(response, url_, &error);
+            if (!track) {
+                fail(error);
                 return;
             }
-            media_ = sdp.media.front();
-            for (const auto& m : sdp.media) {
-                if (m.media == "video" || m.media == "application") {
-                    media_ = m;
-                    break;
-                }
-            }
-            if (media_.clock_rate == 0) {
-                fail("the SDP gives no clock rate for " + media_.encoding);
-                return;
-            }
+            media_ = std::move(track->media);
+            control_url_ = std::move(track->control_url);
             clock_ = std::make_unique<RtpClock>(media_.clock_rate);
-            std::string base = response.header("Content-Base");
-            if (base.empty()) base = response.header("Content-Location");
-            if (base.empty()) base = url_;
-            control_url_ = resolve_control_url(base, media_.control.empty() ? "*" : media_.control);
             try {
                 bind_udp();
             } catch (const std::exception& e) {
@@ -162,16 +216,13 @@ void RtspStream::on_response(const Response& response) {
             break;
         }
         case State::Setup: {
-            std::string session = response.header("Session");
-            if (session.empty()) {
-                fail("SETUP gave no session");
+            std::optional<RtspSession> session = rtsp_session(response.header("Session"));
+            if (!session) {
+                fail("SETUP gave no usable session (Session: " + response.header("Session").substr(0, 80) + ")");
                 return;
             }
-            size_t semicolon = session.find(';');
-            session_ = session.substr(0, semicolon);
-            if (size_t t = session.find("timeout="); t != std::string::npos) {
-                session_timeout_s_ = std::max(parse_int(std::string_view(session).substr(t + 8), 60), 2);
-            }
+            session_ = session->id;
+            session_timeout_s_ = session->timeout_s;
             if (callbacks_.described) callbacks_.described(media_);
             if (state_ == State::Closed) return;
             state_ = State::Play;
@@ -243,50 +294,33 @@ void RtspStream::on_rtp(std::string_view datagram) {
     if (!packet || packet->payload_type != media_.payload_type) return;
     int64_t now = mono_ns();
     last_packet_mono_ns_ = now;
-    if (!have_expected_) {
-        have_expected_ = true;
-        next_expected_ = packet->sequence;
-    }
-    // Unwrap the 16-bit sequence number around the next one we expect.
-    int64_t extended = next_expected_ + static_cast<int16_t>(static_cast<uint16_t>(packet->sequence - static_cast<uint16_t>(next_expected_)));
-    if (extended < next_expected_) {
-        ++stats_.late;
-        return;
-    }
-    if (reorder_.count(extended) != 0) return;  // duplicate
-    // Older than a packet already waiting: it arrived out of order and goes back in its place.
-    if (!reorder_.empty() && extended < reorder_.rbegin()->first) ++stats_.reordered;
-    reorder_[extended] = Buffered{std::string(datagram), now};
-    drain_reorder(false);
+    if (reorder_.push(packet->sequence, std::string(datagram), now)) drain_reorder(false);
 }
 
 void RtspStream::drain_reorder(bool force_oldest) {
-    int64_t now = mono_ns();
-    while (!reorder_.empty() && state_ != State::Closed) {
-        auto first = reorder_.begin();
-        bool in_order = first->first == next_expected_;
-        bool give_up = force_oldest || static_cast<int>(reorder_.size()) > options_.reorder_depth ||
-                       now - first->second.arrival_mono_ns > int64_t{options_.reorder_wait_ms} * 1'000'000;
-        if (!in_order && !give_up) return;
-        bool gap = !in_order;
-        if (gap) stats_.lost += static_cast<uint64_t>(first->first - next_expected_);
-        next_expected_ = first->first + 1;
-        std::string datagram = std::move(first->second.datagram);
-        reorder_.erase(first);
-        force_oldest = false;
-        deliver(datagram, gap);
-    }
+    reorder_.drain(mono_ns(), force_oldest, [this](std::string&& datagram, bool gap) {
+        return state_ != State::Closed && deliver(datagram, gap);
+    });
 }
 
-void RtspStream::deliver(const std::string& datagram, bool gap_before) {
+bool RtspStream::deliver(const std::string& datagram, bool gap_before) {
     auto bytes = std::span(reinterpret_cast<const uint8_t*>(datagram.data()), datagram.size());
     auto packet = parse_rtp(bytes);
-    if (!packet) return;
+    if (!packet) return true;
     ++stats_.packets;
     stats_.bytes += datagram.size();
     std::optional<int64_t> device_ns = clock_ ? clock_->to_unix_ns(packet->timestamp) : std::nullopt;
     if (!device_ns) ++stats_.untimed;
     if (callbacks_.packet) callbacks_.packet(*packet, device_ns, gap_before);
+    return state_ != State::Closed;
+}
+
+RtspStats RtspStream::stats() const {
+    RtspStats out = stats_;
+    out.lost = reorder_.stats().lost;
+    out.reordered = reorder_.stats().reordered;
+    out.late = reorder_.stats().late;
+    return out;
 }
 
 }  // namespace pilogger::neon

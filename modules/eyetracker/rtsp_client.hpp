@@ -33,6 +33,26 @@ struct RtspStats {
     uint64_t sender_reports = 0;
 };
 
+// The parts of RTSP answers a session acts on (RFC 2326); pure, for RtspStream, the tests and the
+// fuzz targets.
+// CSeq of an answer; nullopt when absent or not a number.
+std::optional<int> rtsp_cseq(const Response& response);
+struct RtspTrack {
+    SdpMedia media;
+    std::string control_url;  // where SETUP goes
+};
+// From a DESCRIBE answer: the first video or application medium (else the first), with its clock
+// rate, and its control URL resolved against Content-Base, Content-Location or the request URL.
+// nullopt with *error set when the SDP gives no usable medium.
+std::optional<RtspTrack> rtsp_describe_track(const Response& response, const std::string& request_url, std::string* error);
+struct RtspSession {
+    std::string id;
+    int timeout_s = 60;  // the server's, at least 2 s, at most a day
+};
+// A SETUP answer's Session header ("id[;timeout=N]"); nullopt when there is no id or it holds
+// bytes a header may not carry back (spaces, controls, non-ASCII).
+std::optional<RtspSession> rtsp_session(std::string_view header);
+
 class RtspStream {
 public:
     struct Callbacks {
@@ -65,16 +85,11 @@ public:
     const std::string& name() const { return name_; }
     bool playing() const { return state_ == State::Playing; }
     const SdpMedia& media() const { return media_; }
-    const RtspStats& stats() const { return stats_; }
+    RtspStats stats() const;
     int64_t last_packet_mono_ns() const { return last_packet_mono_ns_; }
 
 private:
     enum class State { Idle, Connecting, Options, Describe, Setup, Play, Playing, Closed };
-    struct Buffered {
-        std::string datagram;
-        int64_t arrival_mono_ns = 0;
-    };
-
     void send_request(const std::string& method, const std::string& target,
                       std::map<std::string, std::string> headers);
     void on_response(const Response& response);
@@ -83,7 +98,7 @@ private:
     void on_rtp(std::string_view datagram);
     void on_rtcp(std::string_view datagram);
     void drain_reorder(bool force_oldest);
-    void deliver(const std::string& datagram, bool gap_before);
+    bool deliver(const std::string& datagram, bool gap_before);
     void start_keepalive();
 
     uv::Loop& loop_;
@@ -107,9 +122,7 @@ private:
     std::unique_ptr<uv::Timer> request_timer_;
     std::unique_ptr<uv::Timer> keepalive_timer_;
     std::unique_ptr<uv::Timer> reorder_timer_;
-    std::map<int64_t, Buffered> reorder_;   // by extended sequence number
-    bool have_expected_ = false;
-    int64_t next_expected_ = 0;
+    RtpReorderBuffer reorder_;
     int64_t last_packet_mono_ns_ = 0;
     RtspStats stats_;
 };

@@ -43,14 +43,15 @@ SdpMedia parse_media_line(std::string_view value) {
     take_until(value, ' ');  // port
     take_until(value, ' ');  // protocol
     int pt = -1;
-    if (parse_number(take_until(value, ' '), pt)) m.payload_type = pt;
+    // RTP payload types are 7 bits (RFC 3550 5.1); anything else matches no packet.
+    if (parse_number(take_until(value, ' '), pt) && pt >= 0 && pt <= 127) m.payload_type = pt;
     return m;
 }
 
 // "96 H264/90000[/channels]", only for the media's own payload type.
 void parse_rtpmap(std::string_view value, SdpMedia& m) {
     int pt = -1;
-    if (!parse_number(take_until(value, ' '), pt) || pt != m.payload_type) return;
+    if (m.payload_type < 0 || !parse_number(take_until(value, ' '), pt) || pt != m.payload_type) return;
     value = trim(value);
     m.encoding = std::string(take_until(value, '/'));
     uint32_t rate = 0;
@@ -61,7 +62,7 @@ void parse_rtpmap(std::string_view value, SdpMedia& m) {
 // parameters are case-insensitive), values kept as sent (base64 padding contains '=').
 void parse_fmtp(std::string_view value, SdpMedia& m) {
     int pt = -1;
-    if (!parse_number(take_until(value, ' '), pt) || pt != m.payload_type) return;
+    if (m.payload_type < 0 || !parse_number(take_until(value, ' '), pt) || pt != m.payload_type) return;
     while (!value.empty()) {
         std::string_view param = trim(take_until(value, ';'));
         if (param.empty()) continue;

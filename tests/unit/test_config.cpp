@@ -104,3 +104,28 @@ TEST_CASE("home folder expansion") {
     CHECK(expand_home("~") == "/home/researcher");
     CHECK(expand_home("/abs/~x") == "/abs/~x");
 }
+
+TEST_CASE("an eye tracker address with a port is checked where the file is read") {
+    auto with_address = [](const std::string& address) {
+        return error_of("data_dir: /d\nmodules:\n  et:\n    type: eyetracker\n    address: \"" + address + "\"\n");
+    };
+    CHECK(with_address("192.168.1.20:8080").empty());
+    CHECK(with_address("fe80::1").empty());  // several colons: an IPv6 address, no port
+    for (const char* bad : {"host:80x", "host:70000", "host:0", ":8080", "host:", "192.1# x:er"}) {
+        CAPTURE(bad);
+        std::string error = with_address(bad);
+        CHECK(error.find("test.yaml:5:") == 0);
+        CHECK(error.find("modules.et.address") != std::string::npos);
+    }
+}
+
+TEST_CASE("YAML nested past yaml-cpp's depth limit is a clear error, not a stack overflow") {
+    std::string deep = "data_dir: /d\nmodules: {}\nx: " + std::string(5000, '[') + std::string(5000, ']') + "\n";
+    std::string error = error_of(deep);
+    CHECK(error.find("test.yaml:") == 0);
+    CHECK(error.find("nested too deeply") != std::string::npos);
+    deep = "data_dir: /d\nmodules: {}\nx: ";
+    for (int i = 0; i < 3000; ++i) deep += "{a: ";
+    deep += std::string(3000, '}') + "\n";
+    CHECK(error_of(deep).find("nested too deeply") != std::string::npos);
+}

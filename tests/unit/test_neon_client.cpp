@@ -4,7 +4,10 @@
 #include "discovery.hpp"
 #include "eyetracker_settings.hpp"
 #include "http_message.hpp"
+#include "neon_device.hpp"
 #include "net_clients.hpp"
+#include "rtsp_client.hpp"
+#include "websocket.hpp"
 
 #include <doctest/doctest.h>
 
@@ -187,4 +190,164 @@ TEST_CASE("neon client: eyetracker settings from YAML, with the key named on a m
               .find("modules.eyetracker.simulator.offset") != std::string::npos);
     CHECK_THROWS_WITH_AS(EyetrackerSettings::from_json(nlohmann::json{{"address", "host:notaport"}}),
                          doctest::Contains("address"), std::invalid_argument);
+}
+
+TEST_CASE("neon client: a header line with an empty name is malformed") {
+    ResponseParser parser;
+    parser.feed("HTTP/1.1 200 OK\r\n\r: x\r\nContent-Length: 0\r\n\r\n");
+    CHECK_FALSE(parser.next());
+    CHECK(parser.error().find("malformed") != std::string::npos);
+}
+
+namespace {
+const std::string kUpgrade = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+
+std::vector<WsEvent> ws_events(const std::string& bytes, size_t max_message = 1u << 20) {
+    WsReader reader(max_message);
+    std::vector<WsEvent> out;
+    for (char c : bytes) {  // one byte at a time, the worst segmentation
+        reader.feed(std::string_view(&c, 1));
+        while (auto e = reader.next()) out.push_back(*e);
+    }
+    return out;
+}
+std::string frame(uint8_t first, std::string_view payload) {
+    std::string f(1, static_cast<char>(first));
+    f.push_back(static_cast<char>(payload.size()));
+    return f + std::string(payload);
+}
+}  // namespace
+
+TEST_CASE("websocket: handshake, text, ping, fragments and close") {
+    std::string wire = kUpgrade + frame(0x81, "{\"a\":1}") + frame(0x89, "hi") + frame(0x01, "par") +
+                       frame(0x8A, "") + frame(0x80, "ts") + frame(0x82, "\x01") + frame(0x88, "\x03\xe8");
+    auto events = ws_events(wire);
+    REQUIRE(events.size() == 6);
+    CHECK(events[0].kind == WsEvent::Kind::Open);
+    CHECK((events[1].kind == WsEvent::Kind::Text && events[1].data == "{\"a\":1}"));
+    CHECK((events[2].kind == WsEvent::Kind::Ping && events[2].data == "hi"));
+    CHECK((events[3].kind == WsEvent::Kind::Text && events[3].data == "parts"));  // a pong in between is skipped
+    CHECK(events[4].kind == WsEvent::Kind::Binary);
+    CHECK(events[5].kind == WsEvent::Kind::Close);
+}
+
+TEST_CASE("websocket: protocol errors end the stream and say why") {
+    auto error_of = [](const std::string& frames) {
+        auto events = ws_events(kUpgrade + frames + frame(0x81, "after"));
+        REQUIRE(events.size() == 2);
+        CHECK(events[1].kind == WsEvent::Kind::Error);
+        return events[1].data;
+    };
+    CHECK(error_of(frame(0x80, "x")).find("continuation") != std::string::npos);
+    CHECK(error_of(frame(0x01, "a") + frame(0x81, "b")).find("inside a fragmented") != std::string::npos);
+    CHECK(error_of(frame(0x09, "x")).find("control frame") != std::string::npos);
+    CHECK(error_of(std::string("\x89\x7e\x00\x80") + std::string(128, 'p')).find("125") != std::string::npos);
+    CHECK(error_of(frame(0xC1, "x")).find("reserved") != std::string::npos);
+    CHECK(error_of(frame(0x83, "x")).find("opcode 3") != std::string::npos);
+    // An announced giant frame is refused from its header alone.
+    auto events = ws_events(kUpgrade + std::string("\x81\x7f\x7f\xff\xff\xff\xff\xff\xff\xff"), 1024);
+    REQUIRE(events.size() == 2);
+    CHECK(events[1].data.find("over the limit") != std::string::npos);
+    // Refused handshakes.
+    events = ws_events("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].data == "handshake answered 403 Forbidden");
+}
+
+TEST_CASE("websocket: client frames of every length read back, masked") {
+    for (size_t n : {size_t{0}, size_t{125}, size_t{126}, size_t{65535}, size_t{65536}, size_t{70000}}) {
+        CAPTURE(n);
+        std::string payload(n, 'z');
+        std::string wire = ws_client_frame(0x1, payload, {1, 2, 3, 4});
+        CHECK((static_cast<uint8_t>(wire[1]) & 0x80) != 0);
+        auto events = ws_events(kUpgrade + wire);
+        REQUIRE(events.size() == 2);
+        CHECK(events[1].data == payload);
+    }
+}
+
+TEST_CASE("rtsp: CSeq, the DESCRIBE track and the SETUP session") {
+    Response r;
+    r.headers["CSeq"] = "3";
+    CHECK(rtsp_cseq(r) == 3);
+    r.headers["CSeq"] = "3x";
+    CHECK_FALSE(rtsp_cseq(r));
+
+    Response describe;
+    describe.headers["Content-Base"] = "rtsp://h:8086/?camera=world/";
+    describe.body = "v=0\r\nm=audio 0 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n";
+    std::string error;
+    auto track = rtsp_describe_track(describe, "rtsp://h:8086/?camera=world", &error);
+    REQUIRE(track);
+    CHECK(track->media.media == "video");
+    CHECK(track->media.clock_rate == 90000);
+    CHECK(track->control_url == "rtsp://h:8086/?camera=world/trackID=0");
+    describe.body = "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track 0\r\n";
+    CHECK_FALSE(rtsp_describe_track(describe, "rtsp://h/", &error));
+    CHECK(error.find("control URL") != std::string::npos);
+    describe.body = "m=video 0 RTP/AVP 96\r\n";
+    CHECK_FALSE(rtsp_describe_track(describe, "rtsp://h/", &error));
+    CHECK(error.find("clock rate") != std::string::npos);
+
+    auto session = rtsp_session("5F2A9C01;timeout=30");
+    REQUIRE(session);
+    CHECK(session->id == "5F2A9C01");
+    CHECK(session->timeout_s == 30);
+    CHECK(rtsp_session("abc")->timeout_s == 60);
+    CHECK(rtsp_session("abc;timeout=1")->timeout_s == 2);
+    CHECK(rtsp_session("abc;timeout=99999999999")->timeout_s == 60);  // not a number we can hold
+    CHECK(rtsp_session("abc;timeout=999999")->timeout_s == 86400);
+    CHECK_FALSE(rtsp_session(""));
+    CHECK_FALSE(rtsp_session(";timeout=5"));
+    CHECK_FALSE(rtsp_session("a\rb"));
+}
+
+TEST_CASE("neon status: components of the wrong type or out of range change nothing") {
+    NeonStatus status;
+    nlohmann::json components = nlohmann::json::parse(R"([
+        {"model": "Phone", "data": {"device_name": "N", "battery_level": 80, "time_echo_port": 12321}},
+        {"model": "Sensor", "data": {"sensor": "gaze", "conn_type": "DIRECT", "ip": "h", "port": 8086, "params": "camera=gaze"}},
+        {"model": "Sensor", "data": {"sensor": "world", "conn_type": "WEBSOCKET", "port": 8686}},
+        7, null, {"model": "Phone", "data": 5}
+    ])");
+    CHECK(apply_neon_status(components, status));
+    CHECK(status.info.device_name == "N");
+    CHECK(status.time_echo_port == 12321);
+    REQUIRE(status.sensors.size() == 1);
+    CHECK(status.sensors[0].port == 8086);
+
+    components = nlohmann::json::parse(R"([
+        {"model": "Phone", "data": {"time_echo_port": 1e300, "battery_level": "full"}},
+        {"model": "Sensor", "data": {"sensor": "gaze", "conn_type": "DIRECT", "port": -1e19}},
+        {"model": "Sensor", "data": {"sensor": "imu", "conn_type": "DIRECT", "port": 4294967296}},
+        {"model": "Sensor", "data": {"sensor": "eye_events", "conn_type": "DIRECT", "port": 8086.0}}
+    ])");
+    apply_neon_status(components, status);
+    CHECK(status.time_echo_port == 12321);
+    CHECK(status.info.battery_percent == 80);
+    REQUIRE(status.sensors.size() == 2);
+    CHECK(status.sensors[0].port == 8086);  // the gaze entry was not replaced
+    CHECK(status.sensors[1].sensor == "eye_events");
+    CHECK_FALSE(apply_neon_status(nlohmann::json::object(), status));
+}
+
+TEST_CASE("neon client: Time Echo replies and REST answers") {
+    std::string reply = std::string("\x00\x00\x01\x8b\xcf\xe5\x68\x00", 8) + std::string("\x00\x00\x01\x8b\xcf\xe5\x76\x74", 8);
+    CHECK(time_echo_phone_ms(reply, 1'700'000'000'000) == 1'700'000'003'700);
+    CHECK_FALSE(time_echo_phone_ms(reply, 1'700'000'000'001));
+    CHECK_FALSE(time_echo_phone_ms(reply.substr(0, 15), 1'700'000'000'000));
+
+    Response r;
+    r.status = 400;
+    r.body = R"({"message":"busy"})";
+    RestAnswer a = read_rest_answer(r, "POST", "/api/event");
+    CHECK_FALSE(a.ok);
+    CHECK(a.error == "POST /api/event answered 400: busy");
+    r.status = 200;
+    r.body = "not json";
+    CHECK(read_rest_answer(r, "GET", "/x").error.find("not JSON") != std::string::npos);
+    r.body = R"({"result":[1]})";
+    a = read_rest_answer(r, "GET", "/x");
+    CHECK(a.ok);
+    CHECK(a.result == nlohmann::json::array({1}));
 }

@@ -828,3 +828,64 @@ TEST_CASE("h264: access units over the size bound are cut and counted") {
     CHECK_FALSE(c.units[2].damaged);
     CHECK(c.units[2].annexb.size() == 64);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Reorder buffer (RtspStream's)
+
+TEST_CASE("rtp reorder: late packets go back in place, gaps are given up by depth or time") {
+    RtpReorderBuffer reorder({4, 50'000'000});
+    std::vector<std::pair<std::string, bool>> out;
+    auto deliver = [&](std::string&& d, bool gap) {
+        out.emplace_back(std::move(d), gap);
+        return true;
+    };
+    auto push = [&](uint16_t seq, int64_t now) {
+        bool kept = reorder.push(seq, std::to_string(seq), now);
+        reorder.drain(now, false, deliver);
+        return kept;
+    };
+    CHECK(push(65534, 0));
+    CHECK(push(0, 1));       // 65535 is missing: 0 waits
+    CHECK(out.size() == 1);
+    CHECK(push(65535, 2));   // late, across the wrap: both go out in order
+    REQUIRE(out.size() == 3);
+    CHECK(out[1].first == "65535");
+    CHECK(out[2].first == "0");
+    CHECK_FALSE(out[2].second);
+    CHECK(reorder.stats().reordered == 1);
+
+    CHECK_FALSE(push(0, 3));  // its place is given up already
+    CHECK(reorder.stats().late == 1);
+    CHECK(push(5, 4));        // 1..4 missing
+    CHECK_FALSE(push(5, 5));
+    CHECK(reorder.stats().duplicates == 1);
+    CHECK(out.size() == 3);
+    reorder.drain(60'000'000, false, deliver);  // waited too long: the gap is given up
+    REQUIRE(out.size() == 4);
+    CHECK(out[3].first == "5");
+    CHECK(out[3].second);
+    CHECK(reorder.stats().lost == 4);
+
+    for (uint16_t seq : {10, 11, 12, 13, 14}) push(seq, 61'000'000);  // 6..9 missing, depth 4
+    CHECK(out.size() == 9);
+    CHECK(reorder.size() == 0);
+    CHECK(reorder.stats().lost == 8);
+
+    // A deliver that stops (the stream closed) leaves the rest waiting.
+    push(20, 62'000'000);
+    push(21, 62'000'000);
+    reorder.drain(200'000'000, true, [](std::string&&, bool) { return false; });
+    CHECK(reorder.size() == 1);
+}
+
+TEST_CASE("sdp: a payload type outside 0..127 is none") {
+    Sdp sdp = parse_sdp("m=video 0 RTP/AVP -4\r\na=rtpmap:-4 H264/90000\r\nm=video 0 RTP/AVP 128\r\n"
+                        "a=rtpmap:128 H264/90000\r\na=fmtp:128 a=b\r\n");
+    REQUIRE(sdp.media.size() == 2);
+    for (const auto& m : sdp.media) {
+        CHECK(m.payload_type == -1);
+        CHECK(m.encoding.empty());
+        CHECK(m.clock_rate == 0);
+        CHECK(m.fmtp.empty());
+    }
+}

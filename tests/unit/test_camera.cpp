@@ -220,6 +220,52 @@ TEST_CASE("video writer: a file cut short keeps its complete fragments") {
     CHECK(packets.size() == 90);
 }
 
+TEST_CASE("video writer: before each fragment the hook learns how many frames the file will hold") {
+    test::TempDir dir;
+    const std::string path = dir.file("hooked.mp4");
+    CameraSettings s;
+    s.width = 320;
+    s.height = 240;
+    s.fps = 30;
+    auto pool = FramePool::create(320, 240, 4);
+    TestPatternPainter painter(320, 240);
+    std::vector<uint64_t> told;
+    std::vector<size_t> held_then;
+    bool refuse = false;
+    {
+        VideoWriter writer(path, 320, 240, s, ColorInfo{}, [&](uint64_t frames) {
+            told.push_back(frames);
+            held_then.push_back(read_packets(path).size());
+            return refuse ? ENOSPC : 0;
+        });
+        for (int k = 0; k < 100; ++k) writer.write(painted(*pool, painter, static_cast<uint64_t>(k), k * 33'333'000LL), k * 33333);
+        CHECK(writer.frames_in_file() == 90);
+        // A refusal keeps the fragment out of the file and fails the write.
+        refuse = true;
+        const uint64_t bytes = writer.bytes_written();
+        bool threw = false;
+        for (int k = 100; k < 130 && !threw; ++k) {
+            try {
+                writer.write(painted(*pool, painter, static_cast<uint64_t>(k), k * 33'333'000LL), k * 33333);
+            } catch (const std::runtime_error& e) {
+                threw = true;
+                CHECK(std::string(e.what()).find("No space left") != std::string::npos);
+            }
+        }
+        CHECK(threw);
+        CHECK(writer.bytes_written() == bytes);
+    }
+    // Told before each fragment (frames 0-29, 30-59, 60-89), while the file held the earlier ones.
+    REQUIRE(told.size() >= 3);
+    CHECK(told[0] == 30);
+    CHECK(told[1] == 60);
+    CHECK(told[2] == 90);
+    CHECK(held_then[0] == 0);
+    CHECK(held_then[1] == 30);
+    CHECK(held_then[2] == 60);
+    CHECK(read_packets(path).size() == 90);
+}
+
 TEST_CASE("recorder: one CSV row per encoded frame, in order, in the frames CSV beside the video") {
     test::TempDir dir;
     std::mutex m;

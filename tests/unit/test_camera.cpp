@@ -155,6 +155,35 @@ TEST_CASE("test pattern: the label drawn into the frame reads back") {
     CHECK(small.read_label(g->data[0], g->linesize[0], 17) == TestPatternPainter::label(7, 5'000'000'000));
 }
 
+TEST_CASE("test pattern: the smallest frames the config allows are painted inside their planes") {
+    // Planes in one buffer with guard bytes around each: a write outside shows up as a changed guard.
+    for (auto [w, h] : {std::pair{16, 16}, std::pair{18, 1000}, std::pair{8192, 16}, std::pair{30, 40}}) {
+        CAPTURE(w);
+        CAPTURE(h);
+        constexpr size_t kGuard = 4096;
+        const size_t sizes[3] = {static_cast<size_t>(w) * h, static_cast<size_t>(w / 2) * (h / 2),
+                                 static_cast<size_t>(w / 2) * (h / 2)};
+        std::vector<uint8_t> buffer(kGuard * 4 + sizes[0] + sizes[1] + sizes[2], 0xA5);
+        Frame f;
+        f.width = w;
+        f.height = h;
+        size_t at = kGuard;
+        for (int p = 0; p < 3; ++p) {
+            f.data[p] = buffer.data() + at;
+            f.linesize[p] = p == 0 ? w : w / 2;
+            at += sizes[p] + kGuard;
+        }
+        TestPatternPainter painter(w, h);
+        for (uint64_t k = 0; k < 400; k += 7) painter.paint(f, k, static_cast<int64_t>(k) * 33'333'333);
+        // The guard before each plane, and the one after the last.
+        for (int p = 0; p <= 3; ++p) {
+            const size_t end = p < 3 ? static_cast<size_t>(f.data[p] - buffer.data()) : buffer.size();
+            CHECK(std::all_of(buffer.begin() + static_cast<ptrdiff_t>(end - kGuard), buffer.begin() + static_cast<ptrdiff_t>(end),
+                              [](uint8_t b) { return b == 0xA5; }));
+        }
+    }
+}
+
 TEST_CASE("video writer: fragmented MP4 with the frames' own pts, never over an existing file") {
     test::TempDir dir;
     const std::string path = dir.file("trial_001.mp4");

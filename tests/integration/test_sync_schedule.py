@@ -165,14 +165,15 @@ class SyncSchedule(unittest.TestCase):
         never_written = sorted(on_disk - set(writes) - {"session.json"})
         self.assertEqual(never_written, [], "files of the session the trace never saw written")
 
-        worst = {}  # kind -> [files, writes, worst to sync start, worst to sync end, the file]
+        worst = {}  # kind -> [files, writes, worst to sync start, worst to sync end, the file, syncs]
         problems = []
         for rel, ws in sorted(writes.items()):
             ss = sorted(syncs.get(rel, []), key=lambda s: s.start)
             starts = [s.start for s in ss]
-            entry = worst.setdefault(kind_of(rel), [0, 0, 0.0, 0.0, ""])
+            entry = worst.setdefault(kind_of(rel), [0, 0, 0.0, 0.0, "", 0])
             entry[0] += 1
             entry[1] += len(ws)
+            entry[5] += len(ss)
             for w in ws:
                 i = bisect.bisect_left(starts, w.end)
                 if i == len(ss):
@@ -203,9 +204,9 @@ class SyncSchedule(unittest.TestCase):
                 problems.append(f"session.json.tmp renamed at {at:.3f} without an fsync after its last write")
 
         print(f"\nworst write-to-sync delay per kind of file (limit {LIMIT_S} s, {TRIAL_S:.0f} s trial):")
-        print(f"  {'file':40} {'files':>5} {'writes':>7} {'to sync start':>14} {'to sync end':>12}")
-        for kind, (files, count, issue, done, rel) in sorted(worst.items()):
-            print(f"  {kind:40} {files:5d} {count:7d} {issue:13.3f}s {done:11.3f}s")
+        print(f"  {'file':40} {'files':>5} {'writes':>7} {'syncs':>6} {'to sync start':>14} {'to sync end':>12}")
+        for kind, (files, count, issue, done, rel, nsyncs) in sorted(worst.items()):
+            print(f"  {kind:40} {files:5d} {count:7d} {nsyncs:6d} {issue:13.3f}s {done:11.3f}s")
         print(f"  session.json renames: {len(json_renames)}, each after an fsync of the .tmp"
               if not any("session.json" in p for p in problems) else "")
 

@@ -38,7 +38,8 @@ def ffprobe_counted_frames(path):
                         "stream=nb_read_frames", "-of", "csv=p=0", path],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    return int(r.stdout.strip().split(",")[0])
+    count = r.stdout.strip().split(",")[0]
+    return 0 if count == "N/A" else int(count)  # N/A: a file with its header only (killed before a fragment)
 
 
 def ffprobe_duration(path):

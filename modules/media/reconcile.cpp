@@ -10,8 +10,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <fstream>
+#include <ostream>
 #include <sstream>
+#include <thread>
 
 namespace pilogger {
 
@@ -256,6 +259,49 @@ ReconcileResult reconcile_frames_csv(const std::string& mp4_path, const std::str
                 base_name(mp4_path) + " holds (the process ended before the rest reached the video); the " +
                 std::to_string(r.moved) + " rows beyond it moved to " + base_name(r.sidecar);
     return r;
+}
+
+int reconcile_folder(const std::string& dir, const std::string& suffix,
+                     const std::function<std::string(const std::string&)>& video_of, std::ostream& out, int wait_s) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        out << dir << ": not a folder\n";
+        return 1;
+    }
+    std::vector<std::string> left = list_frame_csvs(dir, suffix);
+    if (left.empty()) out << dir << ": no *" << suffix << " here\n";
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+    while (!left.empty()) {
+        std::vector<std::string> busy;
+        for (const std::string& csv : left) {
+            const ReconcileResult r = reconcile_frames_csv(video_of(csv), csv);
+            switch (r.outcome) {
+                case ReconcileResult::Outcome::Matched:
+                    out << csv << ": " << r.rows << " rows = the " << r.frames << " frames of " << video_of(csv) << "\n";
+                    break;
+                case ReconcileResult::Outcome::Moved:
+                    out << r.message << "\n";
+                    break;
+                case ReconcileResult::Outcome::Busy:
+                    busy.push_back(csv);
+                    break;
+                case ReconcileResult::Outcome::RowsMissing:
+                case ReconcileResult::Outcome::Failed:
+                    out << r.message << "\n";
+                    status = 1;
+                    break;
+            }
+        }
+        if (busy.empty()) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            for (const std::string& csv : busy) out << csv << ": " << video_of(csv) << " is still open in another process; left as it is\n";
+            return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        left = std::move(busy);
+    }
+    return status;
 }
 
 }  // namespace pilogger

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,5 +60,12 @@ bool open_in_another_process(const std::string& path);
 // The per-frame CSVs in dir whose name ends with suffix (e.g. "_frames.csv"), sidecars excluded,
 // sorted; blocking.
 std::vector<std::string> list_frame_csvs(const std::string& dir, const std::string& suffix);
+
+// `pilogger-camera --reconcile DIR` and `pilogger-eyetracker --reconcile DIR`: reconciles every
+// per-frame CSV in dir ending with suffix against video_of(csv), waiting up to wait_s for files
+// still open elsewhere, and says what it did on out. Exit status: 0 when every pair matches now,
+// 1 otherwise.
+int reconcile_folder(const std::string& dir, const std::string& suffix,
+                     const std::function<std::string(const std::string&)>& video_of, std::ostream& out, int wait_s);
 
 }  // namespace pilogger

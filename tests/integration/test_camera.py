@@ -225,9 +225,20 @@ class CrashSafety(unittest.TestCase):
             module = rig.module("cam0")
         code, _, err = rig.shutdown()
         self.assertEqual(code, 0, err)
+        # The last part as a power cut would leave it (its last fragment cut), with no camera to
+        # continue the trial: pilogger-camera --reconcile does what a restarted camera does.
+        last = os.path.join(self.folder, f"trial_001_p{len(into_next) + 2}.mp4")
+        samples = mp4_samples(last)
+        offset, size = samples[len(samples) - 7]
+        with open(last, "r+b") as f:
+            f.truncate(offset + min(16, size - 1))
+        r = subprocess.run([CAMERA, "--reconcile", self.folder], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("rows beyond it moved to trial_001_p5_frames_unwritten.csv", r.stdout)
+        report.append("pilogger-camera --reconcile:\n" + r.stdout.strip())
         print("\n" + "\n".join(report))
 
-        parts = sorted(glob.glob(os.path.join(self.folder, "trial_001*_frames.csv")))
+        parts = sorted(p for p in glob.glob(os.path.join(self.folder, "trial_001*_frames.csv")))
         self.assertEqual(len(parts), len(into_next) + 2, parts)
         for csv_path in parts:
             with self.subTest(csv=os.path.basename(csv_path)):

@@ -1,10 +1,15 @@
 #include "config.hpp"
 
 #include "disk_budget.hpp"
+#include "paths.hpp"
 
+#include <arpa/inet.h>
+#include <sys/stat.h>
 #include <yaml-cpp/depthguard.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +33,75 @@ std::string describe(const YAML::Node& node) {
     return "'" + node.Scalar() + "'";
 }
 
+// An explicit tag (!!binary, !!str, !custom) written on a node: "" when there is none. yaml-cpp
+// gives "?" for a plain node and "!" for a quoted scalar.
+std::string explicit_tag(const YAML::Node& node) {
+    if (!node.IsDefined()) return {};
+    const std::string& tag = node.Tag();
+    if (tag.empty() || tag == "?" || tag == "!") return {};
+    const std::string core = "tag:yaml.org,2002:";
+    if (tag.rfind(core, 0) == 0) return "!!" + tag.substr(core.size());
+    return tag;
+}
+
 }  // namespace
+
+std::string neon_address_problem(const std::string& address) {
+    if (address.empty()) return "is empty";
+    if (address == "auto" || address == "simulator") return {};
+    std::string host = address;
+    std::string port;
+    const size_t colon = address.rfind(':');
+    if (colon != std::string::npos && address.find(':') != colon) {
+        // Colons: an IPv6 address, without a port (the port key gives it).
+        in6_addr v6{};
+        if (::inet_pton(AF_INET6, address.c_str(), &v6) == 1) return {};
+        return "is not an IPv6 address (host:port takes one colon; give an IPv6 address alone and its port with port:)";
+    }
+    if (colon != std::string::npos) {
+        host = address.substr(0, colon);
+        port = address.substr(colon + 1);
+        if (host.empty()) return "has no host before the ':'";
+    }
+    if (host.find_first_not_of("0123456789.") == std::string::npos) {
+        // All digits and dots: it must be an IPv4 address, four numbers from 0 to 255.
+        std::vector<std::string> parts;
+        size_t start = 0;
+        for (size_t dot; (dot = host.find('.', start)) != std::string::npos; start = dot + 1) {
+            parts.push_back(host.substr(start, dot - start));
+        }
+        parts.push_back(host.substr(start));
+        if (parts.size() != 4) return "has the host '" + host + "', not an IPv4 address (four numbers: 192.168.1.20)";
+        for (const auto& part : parts) {
+            if (part.empty() || part.size() > 3 || std::stoi(part) > 255) {
+                return "has the host '" + host + "', not an IPv4 address: '" + part + "' is not a number from 0 to 255";
+            }
+        }
+    } else {
+        // A host name: labels of letters, digits and '-' (not at either end), 1 to 63 long.
+        std::string name = host;
+        if (name.back() == '.') name.pop_back();
+        if (name.size() > 253) return "has a host name longer than 253 characters";
+        size_t start = 0;
+        while (true) {
+            const size_t dot = name.find('.', start);
+            const std::string label = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+            const bool ok = !label.empty() && label.size() <= 63 && label.front() != '-' && label.back() != '-' &&
+                            std::all_of(label.begin(), label.end(), [](char c) {
+                                return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-';
+                            });
+            if (!ok) return "has the host '" + host + "', neither an IPv4 address nor a host name";
+            if (dot == std::string::npos) break;
+            start = dot + 1;
+        }
+    }
+    if (colon != std::string::npos &&
+        (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+         std::stol(port) < 1 || std::stol(port) > 65535)) {
+        return "has the port '" + port + "', not a number from 1 to 65535";
+    }
+    return {};
+}
 
 // ---- YamlMap ----
 
@@ -36,6 +109,11 @@ YamlMap::YamlMap(const YAML::Node& node, std::string key_path, std::string file)
     : key_path_(std::move(key_path)), file_(std::move(file)) {
     // An absent key comes back as an invalid node; treat it as an empty mapping.
     if (node.IsDefined()) node_ = node;
+    if (std::string tag = explicit_tag(node_); !tag.empty()) {
+        throw ConfigError(location(file_, node_.Mark()) + ": " +
+                          (key_path_.empty() ? std::string("top level") : key_path_) + ": the YAML tag " + tag +
+                          " is not supported; write the mapping without it");
+    }
     if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
         throw ConfigError(location(file_, node_.Mark()) + ": " +
                           (key_path_.empty() ? std::string("top level") : key_path_) +
@@ -59,6 +137,16 @@ YAML::Node YamlMap::lookup(const std::string& key) {
     return const_node[key];
 }
 
+YAML::Node YamlMap::value(const std::string& key) {
+    YAML::Node n = lookup(key);
+    // yaml-cpp keeps a tag's value as text without decoding it (!!binary stays base64): a tag
+    // would silently mean something else than what is read.
+    if (std::string tag = explicit_tag(n); !tag.empty()) {
+        fail(n, key, "the YAML tag " + tag + " is not supported here; write the value plainly, without a tag");
+    }
+    return n;
+}
+
 bool YamlMap::has(const std::string& key) const {
     if (!node_.IsMap()) return false;
     const YAML::Node& const_node = node_;
@@ -68,7 +156,7 @@ bool YamlMap::has(const std::string& key) const {
 YAML::Node YamlMap::node(const std::string& key) { return lookup(key); }
 
 std::string YamlMap::string(const std::string& key, const std::string& fallback) {
-    YAML::Node n = lookup(key);
+    YAML::Node n = value(key);
     if (!n.IsDefined() || n.IsNull()) return fallback;
     if (!n.IsScalar()) fail(n, key, "expected text, got " + describe(n));
     return n.Scalar();
@@ -92,7 +180,7 @@ std::string YamlMap::choice(const std::string& key, const std::string& fallback,
 }
 
 int64_t YamlMap::integer(const std::string& key, int64_t fallback, int64_t min, int64_t max) {
-    YAML::Node n = lookup(key);
+    YAML::Node n = value(key);
     if (!n.IsDefined() || n.IsNull()) return fallback;
     int64_t value = 0;
     bool ok = n.IsScalar();
@@ -113,7 +201,7 @@ int64_t YamlMap::integer(const std::string& key, int64_t fallback, int64_t min, 
 }
 
 double YamlMap::number(const std::string& key, double fallback, double min, double max) {
-    YAML::Node n = lookup(key);
+    YAML::Node n = value(key);
     if (!n.IsDefined() || n.IsNull()) return fallback;
     double value = 0;
     bool ok = n.IsScalar();
@@ -133,7 +221,7 @@ double YamlMap::number(const std::string& key, double fallback, double min, doub
 }
 
 bool YamlMap::boolean(const std::string& key, bool fallback) {
-    YAML::Node n = lookup(key);
+    YAML::Node n = value(key);
     if (!n.IsDefined() || n.IsNull()) return fallback;
     if (n.IsScalar()) {
         const std::string& s = n.Scalar();
@@ -157,6 +245,9 @@ void YamlMap::finish() const {
     std::set<std::string> seen;
     for (const auto& entry : node_) {
         const std::string& key = entry.first.Scalar();
+        if (std::string tag = explicit_tag(entry.first); !tag.empty()) {
+            fail(entry.first, key, "the YAML tag " + tag + " on a key is not supported");
+        }
         if (!seen.insert(key).second) fail(entry.first, key, "appears twice");
         if (used_.count(key) == 0) {
             std::string expected;
@@ -171,6 +262,17 @@ void YamlMap::finish() const {
 namespace {
 
 const std::regex kModuleName("[a-z][a-z0-9_-]{0,31}");
+
+// A file a simulator writes: its folder must be there.
+void check_file_folder(YamlMap& m, const std::string& key, const std::string& path) {
+    if (path.empty()) return;
+    const size_t slash = path.find_last_of('/');
+    const std::string folder = slash == std::string::npos ? "." : path.substr(0, std::max<size_t>(slash, 1));
+    struct stat st {};
+    if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        m.fail(m.node(key), key, "'" + path + "': the folder " + folder + " does not exist");
+    }
+}
 
 nlohmann::json notes_settings(YamlMap&) { return nlohmann::json::object(); }
 
@@ -218,18 +320,19 @@ nlohmann::json camera_settings(YamlMap& m) {
 
 // One Neon per module instance; docs/eyetracker.md explains every key. The module parses the same
 // keys with the same defaults (modules/eyetracker/eyetracker_settings.cpp).
-nlohmann::json eyetracker_settings(YamlMap& m) {
+nlohmann::json eyetracker_settings(YamlMap& m, bool check_host) {
     nlohmann::json s;
     std::string address = m.string("address", "auto");
-    if (address.empty()) m.fail(m.node("address"), "address", "must be auto, simulator, or the Neon's host[:port]");
-    // One colon splits host:port, as the module reads it (IPv6 addresses have several).
-    if (size_t colon = address.rfind(':'); colon != std::string::npos && address.find(':') == colon) {
-        std::string port = address.substr(colon + 1);
-        bool digits = !port.empty() && port.size() <= 5 &&
-                      port.find_first_not_of("0123456789") == std::string::npos;
-        if (colon == 0 || !digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+    if (std::string problem = neon_address_problem(address); !problem.empty()) {
+        m.fail(m.node("address"), "address",
+               "'" + address + "' " + problem + "; expected auto, simulator, or the Neon's host[:port] (192.168.1.20:8080, neon.local)");
+    }
+    if (check_host && address == "simulator") {
+        // The module starts neon-sim from its own folder, else from PATH.
+        std::string why;
+        if (::access((executable_dir() + "/neon-sim").c_str(), X_OK) != 0 && resolve_executable("neon-sim", &why).empty()) {
             m.fail(m.node("address"), "address",
-                   "expected the Neon's host or host:port with a port from 1 to 65535, got '" + address + "'");
+                   "simulator needs neon-sim, which is neither next to pilogger (" + executable_dir() + ") nor on PATH");
         }
     }
     s["address"] = address;
@@ -246,6 +349,14 @@ nlohmann::json eyetracker_settings(YamlMap& m) {
     s["preview_width"] = m.integer("preview_width", 320, 32, 1600);
     s["preview_fps"] = m.number("preview_fps", 5, 0.1, 30);
     s["ffmpeg"] = expand_home(m.string("ffmpeg", "ffmpeg"));
+    if (check_host && (m.boolean("scene", true) || m.boolean("preview", true))) {
+        std::string why;
+        const std::string ffmpeg = s["ffmpeg"].get<std::string>();
+        if (resolve_executable(ffmpeg, &why).empty()) {
+            m.fail(m.has("ffmpeg") ? m.node("ffmpeg") : m.node("scene"), "ffmpeg",
+                   "'" + ffmpeg + "' " + why + "; the scene video needs it (apt install ffmpeg, or scene: false)");
+        }
+    }
     s["overlay_preset"] = m.choice("overlay_preset", "ultrafast",
                                    {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium"});
     s["overlay_crf"] = m.integer("overlay_crf", 23, 0, 51);
@@ -260,7 +371,17 @@ nlohmann::json eyetracker_settings(YamlMap& m) {
         }
         if (sim.has("gaze_hz")) knobs["gaze_hz"] = sim.number("gaze_hz", 200, 1, 1000);
         if (sim.has("imu_hz")) knobs["imu_hz"] = sim.number("imu_hz", 110, 1, 1000);
-        if (sim.has("scene_size")) knobs["scene_size"] = sim.string("scene_size", "1600x1200");
+        if (sim.has("scene_size")) {
+            const std::string size = sim.string("scene_size", "1600x1200");
+            static const std::regex kSize("([1-9][0-9]{0,4})x([1-9][0-9]{0,4})");
+            std::smatch wh;
+            if (!std::regex_match(size, wh, kSize) || std::stoi(wh[1]) % 2 != 0 || std::stoi(wh[2]) % 2 != 0 ||
+                std::stoi(wh[1]) < 16 || std::stoi(wh[2]) < 16 || std::stoi(wh[1]) > 8192 || std::stoi(wh[2]) > 8192) {
+                sim.fail(sim.node("scene_size"), "scene_size",
+                         "expected WIDTHxHEIGHT with even numbers from 16 to 8192 (1600x1200), got '" + size + "'");
+            }
+            knobs["scene_size"] = size;
+        }
         if (sim.has("scene_fps")) knobs["scene_fps"] = sim.number("scene_fps", 30, 1, 60);
         if (sim.has("loss")) knobs["loss"] = sim.number("loss", 0, 0, 0.9);
         if (sim.has("reorder")) knobs["reorder"] = sim.number("reorder", 0, 0, 0.9);
@@ -269,25 +390,40 @@ nlohmann::json eyetracker_settings(YamlMap& m) {
         if (sim.has("disconnect_at_s")) knobs["disconnect_at_s"] = sim.number("disconnect_at_s", 0, 0, 86400);
         if (sim.has("down_for_s")) knobs["down_for_s"] = sim.number("down_for_s", 5, 0, 3600);
         if (sim.has("device_name")) knobs["device_name"] = sim.string("device_name", "Neon Sim");
-        if (sim.has("truth")) knobs["truth"] = expand_home(sim.string("truth", ""));
+        if (sim.has("truth")) {
+            knobs["truth"] = expand_home(sim.string("truth", ""));
+            if (check_host) check_file_folder(sim, "truth", knobs["truth"].get<std::string>());
+        }
         sim.finish();
         s["simulator"] = knobs;
     }
     return s;
 }
 
-ModuleConfig load_module(const std::string& name, YamlMap m) {
+ModuleConfig load_module(const std::string& name, YamlMap m, const YAML::Node& entry, bool check_host) {
     ModuleConfig module;
     module.name = name;
     module.type = m.choice("type", name, {"notes", "test", "camera", "eyetracker"});
     module.enabled = m.boolean("enabled", true);
     module.executable = expand_home(m.string("executable", ""));
+    if (check_host) {
+        // Spawned as the supervisor will (module_process.cpp): a missing program would only show
+        // as a module restarting again and again.
+        if (!module.executable.empty()) {
+            std::string why;
+            if (resolve_executable(module.executable, &why).empty()) {
+                m.fail(m.node("executable"), "executable", "'" + module.executable + "' " + why);
+            }
+        } else if (std::string problem = module_executable_problem(module.type); !problem.empty()) {
+            m.fail(entry, "executable", problem);
+        }
+    }
     if (module.type == "notes") {
         module.settings = notes_settings(m);
     } else if (module.type == "camera") {
         module.settings = camera_settings(m);
     } else if (module.type == "eyetracker") {
-        module.settings = eyetracker_settings(m);
+        module.settings = eyetracker_settings(m, check_host);
     } else {
         module.settings = test_settings(m);
     }
@@ -342,10 +478,78 @@ nlohmann::json Config::to_json() const {
 }
 
 namespace {
-Config parse_config(const std::string& text, const std::string& source_name) {
+
+// yaml-cpp 0.7 takes a quote that is never closed to run to the end of the file (the rest of the
+// file becomes that one value, and the error would be a missing key at 1:1): find it ourselves.
+void check_quotes(const std::string& text, const YAML::Node& node, const std::string& key, const std::string& file) {
+    if (!node.IsDefined()) return;
+    if (node.IsScalar() && node.Tag() == "!") {
+        const YAML::Mark mark = node.Mark();
+        const auto pos = static_cast<size_t>(std::max(0, mark.pos));
+        if (pos < text.size() && (text[pos] == '"' || text[pos] == '\'')) {
+            const char quote = text[pos];
+            bool closed = false;
+            for (size_t i = pos + 1; i < text.size(); ++i) {
+                if (quote == '"' && text[i] == '\\') {
+                    ++i;  // an escape: the next character is taken as it is
+                } else if (text[i] == quote) {
+                    if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+                        ++i;  // '' is a quote inside single quotes
+                        continue;
+                    }
+                    closed = true;
+                    break;
+                }
+            }
+            if (!closed) {
+                throw ConfigError(location(file, mark) + ": " + (key.empty() ? std::string("top level") : key) +
+                                  ": YAML syntax error: the quoted text that starts here never ends (no closing " +
+                                  quote + " before the end of the file)");
+            }
+        }
+        return;
+    }
+    if (node.IsMap()) {
+        for (const auto& entry : node) {
+            const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "?";
+            const std::string full = key.empty() ? name : key + "." + name;
+            check_quotes(text, entry.first, full, file);
+            check_quotes(text, entry.second, full, file);
+        }
+    } else if (node.IsSequence()) {
+        for (size_t i = 0; i < node.size(); ++i) check_quotes(text, node[i], key + "[" + std::to_string(i) + "]", file);
+    }
+}
+
+// The line (0-based) of the document marker (---) that begins the document whose content
+// starts at content_line.
+int document_marker_line(const std::string& text, int content_line) {
+    int line = 0;
+    int marker = -1;
+    for (size_t at = 0; at < text.size() && line <= content_line; ++line) {
+        const size_t nl = text.find('\n', at);
+        const std::string row = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+        if (row.rfind("---", 0) == 0 && (row.size() == 3 || std::isspace(static_cast<unsigned char>(row[3])) != 0)) {
+            marker = line;
+        }
+        if (nl == std::string::npos) break;
+        at = nl + 1;
+    }
+    return marker >= 0 ? marker : content_line;
+}
+
+Config parse_config(const std::string& text, const std::string& source_name, bool check_host) {
     YAML::Node root;
     try {
-        root = YAML::Load(text);
+        std::vector<YAML::Node> documents = YAML::LoadAll(text);
+        if (!documents.empty()) root = documents.front();
+        for (size_t i = 1; i < documents.size(); ++i) {
+            if (!documents[i].IsDefined() || documents[i].IsNull()) continue;
+            const int line = document_marker_line(text, documents[i].Mark().line);
+            throw ConfigError(source_name + ":" + std::to_string(line + 1) +
+                              ":1: a second YAML document begins here (after ---); a pilogger config is one "
+                              "document: remove this --- and what follows, or merge it into the first");
+        }
     } catch (const YAML::DeepRecursion& e) {
         // yaml-cpp (0.7+) stops its recursive parser at a fixed depth (about 500 nested
         // collections) rather than overflow the stack; its own message only says "bad file".
@@ -358,11 +562,17 @@ Config parse_config(const std::string& text, const std::string& source_name) {
     if (!root.IsDefined() || root.IsNull()) {
         throw ConfigError(source_name + ": the file is empty; expected a mapping with data_dir and modules");
     }
+    check_quotes(text, root, "", source_name);
 
     Config config;
     config.source_file = source_name;
     YamlMap top(root, "", source_name);
     config.data_dir = expand_home(top.required_string("data_dir"));
+    if (check_host) {
+        if (std::string problem = data_dir_problem(config.data_dir); !problem.empty()) {
+            top.fail(top.node("data_dir"), "data_dir", problem + "; sessions could not be recorded there");
+        }
+    }
     config.session_label = top.string("session_label", "");
     config.log_level = top.choice("log_level", "info", {"debug", "info", "warning", "error"});
     config.disk_reserve_mb = top.integer("disk_reserve_mb", 1024, 0, 1'000'000);
@@ -394,12 +604,20 @@ Config parse_config(const std::string& text, const std::string& source_name) {
             modules.fail(module_node, name,
                          "module names use lower-case letters, digits, '-' and '_' (at most 32)");
         }
-        config.modules.push_back(load_module(name, modules.map(name)));
+        // Where the entry's name is written (copy-constructed: assigning a YAML::Node would
+        // overwrite the node it refers to).
+        auto key_of = [&modules_node, &module_node](const std::string& wanted) {
+            for (const auto& entry : modules_node) {
+                if (entry.first.IsScalar() && entry.first.Scalar() == wanted) return YAML::Node(entry.first);
+            }
+            return YAML::Node(module_node);
+        };
+        config.modules.push_back(load_module(name, modules.map(name), key_of(name), check_host));
     }
     modules.finish();
     if (top.has("pico")) {
         YamlMap pico = top.map("pico");
-        config.pico = parse_pico_config(pico);
+        config.pico = parse_pico_config(pico, check_host);
     }
     top.finish();
     // The reserve must hold what the config can write between two free-space checks.
@@ -417,9 +635,9 @@ Config parse_config(const std::string& text, const std::string& source_name) {
 }
 }  // namespace
 
-Config load_config_text(const std::string& text, const std::string& source_name) {
+Config load_config_text(const std::string& text, const std::string& source_name, bool check_host) {
     try {
-        return parse_config(text, source_name);
+        return parse_config(text, source_name, check_host);
     } catch (const YAML::Exception& e) {
         // Anything yaml-cpp itself objects to still names the file and place.
         throw ConfigError(location(source_name, e.mark) + ": " + e.msg);
@@ -427,13 +645,22 @@ Config load_config_text(const std::string& text, const std::string& source_name)
 }
 
 Config load_config_file(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        throw ConfigError(path + ": is a folder, not a config file; expected a YAML file such as " + path +
+                          (path.back() == '/' ? "" : "/") + "pilogger.yaml");
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
     }
     std::stringstream text;
     text << in.rdbuf();
-    return load_config_text(text.str(), path);
+    if (in.bad()) throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
+    return load_config_text(text.str(), path, true);
 }
 
 }  // namespace pilogger

@@ -59,9 +59,16 @@ struct Config {
     nlohmann::json to_json() const;
 };
 
-// Throws ConfigError.
+// Throws ConfigError. A file is also checked against this machine, as `pilogger run` would use it:
+// every module's program (executable:, or pilogger-<type> next to pilogger or on PATH), ffmpeg
+// and neon-sim for the eye tracker, the Pico emulator, and that data_dir can take sessions.
 Config load_config_file(const std::string& path);
-Config load_config_text(const std::string& text, const std::string& source_name);
+// The text alone; check_host adds the checks above.
+Config load_config_text(const std::string& text, const std::string& source_name, bool check_host = false);
+
+// Why an eye tracker address (auto, simulator, an IPv4 address, an IPv6 address or a host name,
+// each but IPv6 optionally with :port) cannot be used, or "" when it can.
+std::string neon_address_problem(const std::string& address);
 
 // "~/x" -> "$HOME/x"; other paths unchanged.
 std::string expand_home(const std::string& path);
@@ -93,6 +100,8 @@ public:
 
 private:
     YAML::Node lookup(const std::string& key);
+    // lookup(), refusing an explicit YAML tag on the value.
+    YAML::Node value(const std::string& key);
     YAML::Node node_;
     std::string key_path_;
     std::string file_;

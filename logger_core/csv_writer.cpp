@@ -81,6 +81,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
     bool closed = false;
     bool busy = false;   // a write, sync or close request is in flight
     bool dirty = false;  // written since the last fdatasync
+    int64_t dirty_since_ns = 0;  // when the first write not covered by a sync was issued
     bool sync_requested = false;
     std::function<void()> on_closed;
 
@@ -257,8 +258,8 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         }
     }
 
-    // From the start of the last sync, so a slow disk does not stretch the interval.
-    int64_t since_sync_ms() const { return (mono_ns() - stats.last_sync_started_mono_ns) / 1'000'000; }
+    // How long the oldest byte not yet covered by a sync has waited (from the issue of its write).
+    int64_t unsynced_age_ms() const { return dirty ? (mono_ns() - dirty_since_ns) / 1'000'000 : 0; }
 
     // Starts the next request if none is in flight: write pending data, else sync, else close.
     void kick() {
@@ -276,11 +277,13 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
             write_in_flight();
             return;
         }
-        // Due when waiting for the next tick would pass the interval: syncs come at most
-        // sync_interval_ms apart (checking ">= interval" on 200 ms ticks made them 1.2 s apart).
+        // Every byte is fdatasync'd within sync_interval_ms of its write: due when waiting for
+        // the next tick could pass that, with half a tick to spare for a late tick on a busy
+        // loop (checking ">= interval" on 200 ms ticks made bytes wait 1.2 s; counting from the
+        // last sync instead of from the write let a byte written just after it wait 1.0 s).
+        const auto tick = static_cast<int64_t>(options.flush_interval_ms);
         bool sync_due = dirty && (sync_requested || closing ||
-                                  since_sync_ms() + static_cast<int64_t>(options.flush_interval_ms) >
-                                      static_cast<int64_t>(options.sync_interval_ms));
+                                  unsynced_age_ms() + tick + tick / 2 >= static_cast<int64_t>(options.sync_interval_ms));
         if (sync_due) {
             sync();
             return;
@@ -290,6 +293,10 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
 
     void write_in_flight() {
         busy = true;
+        if (!dirty) {
+            dirty = true;  // counted from the issue: the kernel may hold the bytes from now on
+            dirty_since_ns = mono_ns();
+        }
         auto* r = request();
         uv_buf_t buf = uv_buf_init(in_flight.data() + in_flight_done,
                                    static_cast<unsigned>(in_flight.size() - in_flight_done));

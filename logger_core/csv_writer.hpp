@@ -2,7 +2,8 @@
 //
 // The writer never blocks its loop: rows are formatted into a bounded in-memory queue and written
 // by uv_fs requests, one at a time so rows land in order. The queue is flushed at least every
-// flush_interval_ms and the file fdatasync'd at least every sync_interval_ms. A full queue drops
+// flush_interval_ms, and every byte is fdatasync'd within sync_interval_ms of its write (the
+// writer aims at 1.5 ticks less, so a late tick still keeps the promise). A full queue drops
 // the row and counts it; capture is never stalled by the disk.
 #pragma once
 
@@ -54,7 +55,7 @@ struct FileWriterOptions {
     Mode mode = Mode::CreateNew;
     size_t max_queued_bytes = 4 * 1024 * 1024;
     uint64_t flush_interval_ms = 200;
-    uint64_t sync_interval_ms = 1000;
+    uint64_t sync_interval_ms = 1000;  // the longest a written byte waits for its fdatasync
     // Start a write as soon as this much is queued, without waiting for the timer.
     size_t eager_write_bytes = 64 * 1024;
 };
@@ -66,7 +67,7 @@ struct FileWriterStats {
     uint64_t bytes_written = 0;
     uint64_t syncs = 0;
     int64_t last_sync_mono_ns = 0;          // when the last fdatasync returned
-    int64_t last_sync_started_mono_ns = 0;  // when it was issued: the sync interval counts from here
+    int64_t last_sync_started_mono_ns = 0;  // when it was issued
 };
 
 class AsyncFileWriter {

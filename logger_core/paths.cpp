@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <cstring>
@@ -53,6 +54,84 @@ std::string find_module_executable(const std::string& type) {
     std::string candidate = executable_dir() + "/pilogger-" + type;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     return "pilogger-" + type;
+}
+
+namespace {
+// "" when path is a runnable file, else why not.
+std::string runnable_problem(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errno == ENOENT ? "does not exist" : std::strerror(errno);
+    if (S_ISDIR(st.st_mode)) return "is a folder, not a program";
+    if (!S_ISREG(st.st_mode)) return "is not a regular file";
+    if (::access(path.c_str(), X_OK) != 0) {
+        char mode[8];
+        snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        return std::string("is not executable (mode ") + mode + ")";
+    }
+    return {};
+}
+}  // namespace
+
+std::string resolve_executable(const std::string& file, std::string* why) {
+    if (file.empty()) {
+        if (why != nullptr) *why = "is empty";
+        return {};
+    }
+    if (file.find('/') != std::string::npos) {
+        std::string problem = runnable_problem(file);
+        if (problem.empty()) return file;
+        if (why != nullptr) *why = problem;
+        return {};
+    }
+    const char* env = std::getenv("PATH");
+    const std::string path = env != nullptr ? env : "/usr/local/bin:/usr/bin:/bin";
+    std::string first_problem;
+    for (size_t start = 0;;) {
+        const size_t colon = path.find(':', start);
+        std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+        if (dir.empty()) dir = ".";
+        const std::string candidate = dir + "/" + file;
+        std::string problem = runnable_problem(candidate);
+        if (problem.empty()) return candidate;
+        if (first_problem.empty() && problem != "does not exist") first_problem = candidate + " " + problem;
+        if (colon == std::string::npos) break;
+        start = colon + 1;
+    }
+    if (why != nullptr) *why = "is not on PATH (" + path + ")" + (first_problem.empty() ? "" : "; " + first_problem);
+    return {};
+}
+
+std::string module_executable_problem(const std::string& type) {
+    const std::string next_to = executable_dir() + "/pilogger-" + type;
+    if (runnable_problem(next_to).empty()) return {};
+    std::string why;
+    if (!resolve_executable("pilogger-" + type, &why).empty()) return {};
+    return "the default, pilogger-" + type + ", is neither next to pilogger (" + executable_dir() +
+           ") nor on PATH; build it (./scripts/build.sh), install it (cmake --install build), or give its path";
+}
+
+std::string data_dir_problem(const std::string& dir) {
+    if (dir.empty()) return "is empty";
+    std::filesystem::path p = std::filesystem::absolute(dir);
+    std::error_code ec;
+    // The deepest part of the path that exists: it must be a folder we may write into.
+    std::filesystem::path existing = p;
+    while (!std::filesystem::exists(existing, ec)) {
+        if (!existing.has_parent_path() || existing.parent_path() == existing) break;
+        existing = existing.parent_path();
+    }
+    struct stat st {};
+    if (::stat(existing.c_str(), &st) != 0) return "cannot look at " + existing.string() + ": " + std::strerror(errno);
+    if (!S_ISDIR(st.st_mode)) {
+        return existing == p ? existing.string() + " is a file, not a folder"
+                             : existing.string() + " is a file, so " + p.string() + " cannot be a folder";
+    }
+    if (::access(existing.c_str(), W_OK | X_OK) != 0) {
+        return existing == p ? "the folder " + existing.string() + " is not writable (" + std::strerror(errno) + ")"
+                             : p.string() + " cannot be created: " + existing.string() + " is not writable (" +
+                                   std::strerror(errno) + ")";
+    }
+    return {};
 }
 
 InstanceLock::InstanceLock(const std::string& path) {

@@ -19,6 +19,16 @@ std::string executable_dir();
 // <dir of pilogger>/pilogger-<type> if it exists, else the bare name for a PATH lookup.
 std::string find_module_executable(const std::string& type);
 
+// Where spawning `file` would find it, as execvp does: a name with a '/' as it is (relative to
+// the current folder), a bare name on PATH. "" and *why ("does not exist", "is a folder", "is not
+// executable (mode 0644)", "is not on PATH (...)") when nothing runnable is there.
+std::string resolve_executable(const std::string& file, std::string* why);
+// Why `spawn find_module_executable(type)` would fail, or "" when it would find one.
+std::string module_executable_problem(const std::string& type);
+// Why recording into dir would fail at once (a file in the way, a folder that cannot be made or
+// written), or "". Blocking (stat, access).
+std::string data_dir_problem(const std::string& dir);
+
 // Holds an exclusive flock on <runtime_dir>/supervisor.lock for the life of the supervisor.
 class InstanceLock {
 public:

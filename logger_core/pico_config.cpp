@@ -1,6 +1,11 @@
 #include "pico_config.hpp"
 
 #include "config.hpp"
+#include "paths.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
 
 namespace pilogger {
 
@@ -14,9 +19,20 @@ std::optional<double> optional_seconds(YamlMap& m, const std::string& key) {
     return m.number(key, 0, 0, 86400);
 }
 
-PicoEmulatorConfig parse_emulator(YamlMap m) {
+PicoEmulatorConfig parse_emulator(YamlMap m, bool check_host) {
     PicoEmulatorConfig e;
     e.executable = expand_home(m.string("executable", ""));
+    if (check_host) {
+        std::string why;
+        if (!e.executable.empty() && resolve_executable(e.executable, &why).empty()) {
+            m.fail(m.node("executable"), "executable", "'" + e.executable + "' " + why);
+        }
+        if (e.executable.empty()) {
+            if (std::string problem = module_executable_problem("pico-emulator"); !problem.empty()) {
+                m.fail(m.node("executable"), "executable", problem);
+            }
+        }
+    }
     e.offset_us = m.integer("offset_us", 0, 0, INT64_C(1) << 50);
     e.skew_ppm = m.number("skew_ppm", 0, -1000, 1000);
     e.latency_us = m.number("latency_us", 0, 0, 1e6);
@@ -38,13 +54,21 @@ PicoEmulatorConfig parse_emulator(YamlMap m) {
         m.fail(m.node("replug_after_s"), "replug_after_s", "needs unplug_after_s (the replug counts from the unplug)");
     }
     e.truth_log = expand_home(m.string("truth_log", ""));
+    if (check_host && !e.truth_log.empty()) {
+        const size_t slash = e.truth_log.find_last_of('/');
+        const std::string folder = slash == std::string::npos ? "." : e.truth_log.substr(0, std::max<size_t>(slash, 1));
+        struct stat st {};
+        if (::stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            m.fail(m.node("truth_log"), "truth_log", "'" + e.truth_log + "': the folder " + folder + " does not exist");
+        }
+    }
     m.finish();
     return e;
 }
 
 }  // namespace
 
-PicoConfig parse_pico_config(YamlMap& m) {
+PicoConfig parse_pico_config(YamlMap& m, bool check_host) {
     PicoConfig c;
     c.device = expand_home(m.string("device", "auto"));
     if (c.device != "auto" && c.device != "emulator" && (c.device.empty() || c.device.front() != '/')) {
@@ -62,7 +86,7 @@ PicoConfig parse_pico_config(YamlMap& m) {
         m.fail(m.node("ping_interval_ms"), "ping_interval_ms",
                "a burst (ping_burst x ping_spacing_ms, plus 250 ms for the last answer) must fit in it");
     }
-    c.emulator = parse_emulator(m.map("emulator"));
+    c.emulator = parse_emulator(m.map("emulator"), check_host && c.device == "emulator");
     m.finish();
     return c;
 }

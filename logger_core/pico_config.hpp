@@ -47,7 +47,8 @@ struct PicoConfig {
 };
 
 // Reads a pico: mapping (throws ConfigError with file, line and key on anything wrong).
-PicoConfig parse_pico_config(YamlMap& m);
+// check_host: also refuse what this machine cannot run (the emulator's program, its log folder).
+PicoConfig parse_pico_config(YamlMap& m, bool check_host = false);
 nlohmann::json pico_config_json(const PicoConfig& config);
 
 }  // namespace pilogger

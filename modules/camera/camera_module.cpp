@@ -3,6 +3,7 @@
 #include "av_util.hpp"
 #include "clock.hpp"
 #include "paths.hpp"
+#include "reconcile.hpp"
 #include "snapshot.hpp"
 
 #include <stdexcept>
@@ -14,6 +15,14 @@ namespace {
 constexpr uint64_t kSnapshotTimeoutMs = 3000;
 // After the stop instant, a camera that delivers no later frame is closed anyway after this.
 constexpr int64_t kStopGraceMs = 1000;
+// A frames CSV or MP4 still open in another process is looked at again this often, this often.
+constexpr uint64_t kReconcileRetryMs = 500;
+constexpr int kReconcileAttempts = 40;
+
+std::string video_of(const std::string& csv_path) {
+    const std::string suffix = "_frames.csv";
+    return csv_path.substr(0, csv_path.size() - suffix.size()) + ".mp4";
+}
 }  // namespace
 
 CameraModule::CameraModule(ModuleRuntime& runtime) : runtime_(runtime) {
@@ -22,6 +31,7 @@ CameraModule::CameraModule(ModuleRuntime& runtime) : runtime_(runtime) {
     events_ = std::make_unique<LoopQueue<Event>>(runtime_.loop(), [this](Event& e) { handle(e); });
     stop_timer_ = std::make_unique<uv::Timer>(runtime_.loop());
     snapshot_timer_ = std::make_unique<uv::Timer>(runtime_.loop());
+    reconcile_timer_ = std::make_unique<uv::Timer>(runtime_.loop());
 }
 
 CameraModule::~CameraModule() {
@@ -148,15 +158,65 @@ void CameraModule::start_pipeline(const CameraSettings& settings, const std::sha
 void CameraModule::start_session(const SessionInfo& session, Reply reply) {
     std::string dir = session.session_dir + "/camera/" + runtime_.name();
     auto shared_reply = std::make_shared<Reply>(std::move(reply));
+    // Files already there were written by an earlier process of this camera (this one was
+    // restarted into the session): listed now, before this process records anything.
+    auto earlier = std::make_shared<std::vector<std::string>>();
     off_loop(
-        [dir] { return create_directories(dir); },
-        [this, dir, shared_reply](const std::string& error) {
+        [dir, earlier] {
+            std::string error = create_directories(dir);
+            if (error.empty()) *earlier = list_frame_csvs(dir, "_frames.csv");
+            return error;
+        },
+        [this, dir, shared_reply, earlier](const std::string& error) {
             if (!error.empty()) {
                 shared_reply->error(errc::kIoError, error);
                 return;
             }
             camera_dir_ = dir;
             shared_reply->ok(json{{"dir", dir}});
+            if (!earlier->empty()) reconcile(std::move(*earlier));
+        });
+}
+
+void CameraModule::reconcile(std::vector<std::string> csv_paths, int attempt) {
+    auto paths = std::make_shared<std::vector<std::string>>(std::move(csv_paths));
+    auto results = std::make_shared<std::vector<ReconcileResult>>();
+    off_loop(
+        [paths, results] {
+            for (const std::string& csv : *paths) results->push_back(reconcile_frames_csv(video_of(csv), csv));
+            return std::string();
+        },
+        [this, paths, results, attempt](const std::string&) {
+            std::vector<std::string> busy;
+            for (size_t i = 0; i < results->size(); ++i) {
+                const ReconcileResult& r = (*results)[i];
+                switch (r.outcome) {
+                    case ReconcileResult::Outcome::Matched:
+                        break;
+                    case ReconcileResult::Outcome::Moved:
+                        rows_moved_unwritten_ += r.moved;
+                        runtime_.log("warning", r.message);
+                        break;
+                    case ReconcileResult::Outcome::Busy:
+                        busy.push_back((*paths)[i]);
+                        break;
+                    case ReconcileResult::Outcome::RowsMissing:
+                    case ReconcileResult::Outcome::Failed:
+                        runtime_.log("error", r.message);
+                        break;
+                }
+            }
+            if (busy.empty()) return;
+            if (finishing_ || attempt + 1 >= kReconcileAttempts) {
+                for (const std::string& csv : busy) {
+                    runtime_.log("warning", csv + " is still open in another process; its rows were not matched to " +
+                                                video_of(csv));
+                }
+                return;
+            }
+            reconcile_waiting_.insert(reconcile_waiting_.end(), busy.begin(), busy.end());
+            reconcile_timer_->start(kReconcileRetryMs, 0,
+                                    [this, attempt] { reconcile(std::exchange(reconcile_waiting_, {}), attempt + 1); });
         });
 }
 
@@ -288,6 +348,8 @@ void CameraModule::recording_closed(RecorderEvent& e) {
     if (!r->error.empty()) result["error"] = r->error;
     Reply reply = std::move(r->stop_reply);
     runtime_.log("info", "closed " + r->video_path + " (" + std::to_string(e.frames) + " frames)");
+    // A write that failed (a full disk) can leave the rows of a fragment that never made it.
+    if (!r->error.empty()) reconcile({r->csv_path});
     recording_.reset();
     reply.ok(result);
     if (finishing_) continue_finish();
@@ -411,6 +473,7 @@ json CameraModule::stats() {
         s["previews"] = p.preview->published();
     }
     s["snapshots"] = snapshots_written_;
+    s["rows_moved_unwritten"] = rows_moved_unwritten_;
     const json source = p.source->stats();
     for (const auto& [key, value] : source.items()) s[key] = value;
     return s;
@@ -445,6 +508,7 @@ void CameraModule::continue_finish() {
     events_.reset();
     stop_timer_.reset();
     snapshot_timer_.reset();
+    reconcile_timer_.reset();
     auto done = std::move(finish_done_);
     finish_done_ = nullptr;
     done();

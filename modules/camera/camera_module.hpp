@@ -79,6 +79,9 @@ private:
     // Runs `work` (blocking) on the thread pool, then `then` on the loop.
     void off_loop(std::function<std::string()> work, std::function<void(const std::string&)> then);
     void continue_finish();
+    // Puts back "row k is video frame k" in these frames CSVs (and their MP4s), left ahead of
+    // their video by a process that died (reconcile.hpp); retried while a file is still open.
+    void reconcile(std::vector<std::string> csv_paths, int attempt = 0);
     std::unique_ptr<Pipeline> build_pipeline(const CameraSettings& settings);
     void start_pipeline(const CameraSettings& settings, const std::shared_ptr<Reply>& reply);
 
@@ -88,6 +91,9 @@ private:
     std::unique_ptr<Recording> recording_;
     std::unique_ptr<uv::Timer> stop_timer_;
     std::unique_ptr<uv::Timer> snapshot_timer_;
+    std::unique_ptr<uv::Timer> reconcile_timer_;
+    std::vector<std::string> reconcile_waiting_;  // still open elsewhere: looked at again
+    uint64_t rows_moved_unwritten_ = 0;
     std::string camera_dir_;
     uint64_t generation_ = 0;
     int off_loop_jobs_ = 0;  // pipeline start/stop, mkdir, snapshots in flight

@@ -1,7 +1,9 @@
 #include "camera_module.hpp"
 #include "frame_source.hpp"
+#include "reconcile.hpp"
 
 #include <cstring>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,13 @@ int main(int argc, char** argv) {
     bool as_json = false;
     std::string renamed;
     for (int i = 0; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--reconcile") == 0 && i + 1 < argc) {
+            // After a crash nothing continued (docs/camera.md): row k is video frame k again.
+            return pilogger::reconcile_folder(
+                argv[i + 1], "_frames.csv",
+                [](const std::string& csv) { return csv.substr(0, csv.size() - std::strlen("_frames.csv")) + ".mp4"; },
+                std::cout, 20);
+        }
         if (std::strcmp(argv[i], "--list-devices") == 0) {
             list = true;
         } else if (std::strcmp(argv[i], "--json") == 0) {
@@ -32,6 +41,7 @@ int main(int argc, char** argv) {
         static_cast<int>(args.size()), args.data(), "camera",
         "pilogger camera module: libcamera or test-pattern capture into fragmented MP4 + per-frame CSV\n"
         "  pilogger-camera --config FILE --camera NAME --output DIR [--duration S]\n"
-        "  pilogger-camera --list-devices [--json]",
+        "  pilogger-camera --list-devices [--json]\n"
+        "  pilogger-camera --reconcile SESSION/camera/NAME   (frames CSVs against their MP4s after a crash)",
         [](pilogger::ModuleRuntime& rt) { return std::make_unique<pilogger::camera::CameraModule>(rt); });
 }

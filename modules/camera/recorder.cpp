@@ -7,13 +7,15 @@
 
 #include <pthread.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 
 namespace pilogger::camera {
 
 namespace {
-// Wake at least this often to fdatasync the video while frames trickle in (or stop).
+// Wake at least this often while frames trickle in (or stop).
 constexpr auto kIdleWake = std::chrono::milliseconds(100);
 constexpr int64_t kSyncIntervalNs = 1'000'000'000;
 }  // namespace
@@ -101,15 +103,37 @@ void Recorder::run() {
 }
 
 void Recorder::periodic() {
-    if (!writer_) return;
+    if (!frames_csv_) return;
+    // Both files are synced as each fragment is written; this only catches a CSV written to
+    // without a fragment following (nothing does that today).
     try {
-        // The rows first: a synced frame always has its synced row.
-        const int64_t now = mono_ns();
-        frames_csv_->sync_if_due(now, kSyncIntervalNs);
-        writer_->sync_if_due(now, kSyncIntervalNs);
+        frames_csv_->sync_if_due(mono_ns(), kSyncIntervalNs);
     } catch (const std::exception& e) {
         fail(e.what());
     }
+}
+
+int Recorder::write_rows_through(uint64_t frames) noexcept {
+    std::string text;
+    while (rows_in_file_ < frames && !pending_rows_.empty()) {
+        text += pending_rows_.front();
+        pending_rows_.pop_front();
+        ++rows_in_file_;
+    }
+    if (text.empty()) return 0;
+    // One write and an fdatasync: on the disk before the fragment that holds these frames.
+    if (int e = frames_csv_->try_write(text.data(), text.size()); e != 0) {
+        row_error_ = "cannot write " + frames_csv_->path() + ": " + std::strerror(e);
+        return e;
+    }
+    try {
+        frames_csv_->sync();
+    } catch (const std::exception& e) {
+        row_error_ = e.what();
+        return EIO;
+    }
+    csv_bytes_ = closed_csv_bytes_ + frames_csv_->bytes_written();
+    return 0;
 }
 
 void Recorder::fail(const std::string& message) {
@@ -123,6 +147,9 @@ void Recorder::fail(const std::string& message) {
 void Recorder::release_files() {
     if (writer_) closed_bytes_ += writer_->bytes_written();
     writer_.reset();
+    // Left only when the MP4 failed: their frames never reached it, and rows without frames
+    // would break "row k is video frame k". The failure itself is reported.
+    pending_rows_.clear();
     if (frames_csv_) {
         closed_csv_bytes_ += frames_csv_->bytes_written();
         try {
@@ -143,14 +170,19 @@ void Recorder::handle(RecordingRequest& request) {
     }
     current_ = std::move(request);
     frame_index_ = 0;
+    rows_in_file_ = 0;
+    pending_rows_.clear();
+    row_error_.clear();
     last_pts_us_ = -1;
     error_.clear();
     RecorderEvent event{RecorderEvent::Kind::Opened, current_.generation, true, {}, 0, 0, -1};
     try {
         frames_csv_ = std::make_unique<OutputFile>(current_.csv_path);
         frames_csv_->write(csv_header(kFrameColumns));
+        frames_csv_->sync();
         writer_ = std::make_unique<VideoWriter>(current_.video_path, current_.width, current_.height,
-                                                current_.settings, current_.color);
+                                                current_.settings, current_.color,
+                                                [this](uint64_t frames) { return write_rows_through(frames); });
     } catch (const std::exception& e) {
         // A frames CSV made here without its video would only confuse: it goes again.
         if (frames_csv_) remove_unused_file(current_.csv_path);
@@ -172,16 +204,6 @@ void Recorder::handle(FrameItem& item) {
     // pts: the frame's own instant relative to the trial start, strictly increasing.
     int64_t pts_us = (f.time_ns - current_.start_at_ns) / 1000;
     if (pts_us <= last_pts_us_) pts_us = last_pts_us_ + 1;
-    try {
-        writer_->write(item.frame, pts_us);
-    } catch (const std::exception& e) {
-        ++lost_after_error_;
-        fail(e.what());
-        return;
-    }
-    last_pts_us_ = pts_us;
-    ++encoded_;
-    bytes_ = closed_bytes_ + writer_->bytes_written();
 
     int64_t wall_ns = f.mono_ns + (realtime_ns() - mono_ns());
     CsvRow row;
@@ -197,16 +219,19 @@ void Recorder::handle(FrameItem& item) {
         row.empty();
     }
     row.add(static_cast<uint64_t>(item.depth));
-    ++frame_index_;
-    // The row goes out before the next frame reaches the muxer, which is what writes this frame's
-    // fragment: a frame in the MP4 always has its row, even after kill -9.
+    // Kept until the fragment holding this frame is written (write_rows_through).
+    pending_rows_.push_back(row.line());
     try {
-        frames_csv_->write(row.line());
+        writer_->write(item.frame, pts_us);
     } catch (const std::exception& e) {
-        fail(e.what());
+        ++lost_after_error_;
+        fail(row_error_.empty() ? e.what() : row_error_);
         return;
     }
-    csv_bytes_ = closed_csv_bytes_ + frames_csv_->bytes_written();
+    ++frame_index_;
+    last_pts_us_ = pts_us;
+    ++encoded_;
+    bytes_ = closed_bytes_ + writer_->bytes_written();
 }
 
 void Recorder::handle(CloseItem& item) {
@@ -216,7 +241,7 @@ void Recorder::handle(CloseItem& item) {
         try {
             writer_->finish();
         } catch (const std::exception& e) {
-            error_ = e.what();
+            error_ = row_error_.empty() ? e.what() : row_error_;
         }
         event.bytes = writer_->bytes_written();
     }

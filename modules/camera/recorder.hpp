@@ -1,7 +1,11 @@
 // The encoder thread: a bounded queue of frames in front of the VideoWriter. The capture side only
 // ever takes a mutex for a push; a full queue refuses the frame (the caller counts the drop).
-// The thread also writes the frames CSV, one row as each frame goes to the encoder, so the rows
-// are never behind the video (a CSV written by the event loop could be, after a kill -9).
+// The thread also writes the frames CSV. A frame's row is made as the frame goes to the encoder
+// and kept until the muxer writes the fragment holding that frame: right before the fragment's
+// bytes, the rows of its frames are written and fdatasync'd, then the fragment is written and
+// fdatasync'd. So the CSV is never behind the video on the disk (a frame in the MP4 always has
+// its row, after kill -9 or a power cut), and ahead of it by at most the rows of a fragment cut
+// short (pilogger-camera reconciles that part when it continues the trial: reconcile.hpp).
 #pragma once
 
 #include "camera_settings.hpp"
@@ -96,6 +100,8 @@ private:
     // Closes both files (each keeps what was written) and folds their sizes into the totals.
     void release_files();
     void periodic();
+    // VideoWriter's before_write hook: writes and fdatasyncs the rows of the first `frames`.
+    int write_rows_through(uint64_t frames) noexcept;
 
     const std::string name_;
     const size_t max_frames_;
@@ -113,6 +119,9 @@ private:
     std::unique_ptr<OutputFile> frames_csv_;
     RecordingRequest current_;
     uint64_t frame_index_ = 0;
+    std::deque<std::string> pending_rows_;  // rows of frames the file does not hold yet
+    uint64_t rows_in_file_ = 0;
+    std::string row_error_;
     int64_t last_pts_us_ = -1;
     std::string error_;
     uint64_t closed_bytes_ = 0;

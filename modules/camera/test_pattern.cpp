@@ -121,7 +121,8 @@ void TestPatternPainter::paint(Frame& frame, uint64_t index, int64_t timestamp_n
         const int travel = height_ - side;
         const int pos = static_cast<int>((index * 6) % static_cast<uint64_t>(2 * travel));
         const int y = (pos < travel ? pos : 2 * travel - pos) & ~1;
-        const int x = (width_ - side - kMargin) & ~1;
+        // Inside the frame however narrow it is (16 px wide put it at x = -4, before the row).
+        const int x = std::max(0, width_ - side - kMargin) & ~1;
         fill_rect(frame.data[0], frame.linesize[0], x, y, side, side, kPaper);
         fill_rect(frame.data[1], frame.linesize[1], x / 2, y / 2, side / 2, side / 2, 128);
         fill_rect(frame.data[2], frame.linesize[2], x / 2, y / 2, side / 2, side / 2, 128);

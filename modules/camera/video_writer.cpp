@@ -61,12 +61,13 @@ void VideoWriter::AvioFree::operator()(AVIOContext* io) const {
 }
 
 VideoWriter::VideoWriter(std::string path, int width, int height, const CameraSettings& settings,
-                         const ColorInfo& color)
-    : file_(std::move(path)) {
+                         const ColorInfo& color, BeforeWrite before_write)
+    : file_(std::move(path)), before_write_(std::move(before_write)) {
     frame_period_us_ = std::max<int64_t>(1, std::llround(1e6 / settings.fps));
     try {
         open_encoder(width, height, settings, color);
         open_muxer(settings);
+        sync_written();
     } catch (...) {
         av_dict_free(&muxer_options_);
         format_.reset();
@@ -198,11 +199,24 @@ void VideoWriter::write_header(const AVPacket* first_packet) {
 
 int VideoWriter::write_callback(void* opaque, IoBuffer buf, int size) {
     auto* self = static_cast<VideoWriter*>(opaque);
+    if (self->before_write_ && self->flushing_frames_ > self->frames_in_file_) {
+        if (int e = self->before_write_(self->flushing_frames_); e != 0) {
+            self->write_errno_ = e;
+            return AVERROR(e);
+        }
+    }
+    self->frames_in_file_ = std::max(self->frames_in_file_, self->flushing_frames_);
     if (int e = self->file_.try_write(buf, static_cast<size_t>(size)); e != 0) {
         self->write_errno_ = e;
         return AVERROR(e);
     }
     return size;
+}
+
+void VideoWriter::sync_written() {
+    if (file_.bytes_written() == synced_bytes_) return;
+    file_.sync();
+    synced_bytes_ = file_.bytes_written();
 }
 
 int64_t VideoWriter::seek_callback(void* opaque, int64_t offset, int whence) {
@@ -245,6 +259,7 @@ void VideoWriter::write(const FramePtr& frame, int64_t pts_us) {
     if (rc < 0) fail("the encoder refused a frame", rc);
     last_pts_us_ = pts_us;
     drain();
+    sync_written();
 }
 
 void VideoWriter::drain() {
@@ -263,6 +278,8 @@ void VideoWriter::write_packet(AVPacket* packet) {
     // best guess for the last one (the next frame's pts fixes every other).
     if (packet->duration <= 0) packet->duration = frame_period_us_;
     av_packet_rescale_ts(packet, codec_->time_base, stream_->time_base);
+    // Whatever the muxer writes during this call is the fragment before this packet.
+    flushing_frames_ = packets_;
     int rc = av_write_frame(format_.get(), packet);
     av_packet_unref(packet);
     if (rc < 0) fail("writing a frame failed", rc);
@@ -276,15 +293,12 @@ void VideoWriter::finish() {
     if (rc < 0 && rc != AVERROR_EOF) fail("flushing the encoder failed", rc);
     drain();
     if (!header_written_) write_header(nullptr);
+    flushing_frames_ = packets_;  // the last fragment holds the rest
     rc = av_write_trailer(format_.get());
     if (rc < 0) fail("writing the MP4 trailer failed", rc);
     avio_flush(io_.get());
     if (write_errno_ != 0) fail("writing failed", 0);
     file_.close();
-}
-
-void VideoWriter::sync_if_due(int64_t now_ns, int64_t interval_ns) {
-    file_.sync_if_due(now_ns, interval_ns);
 }
 
 }  // namespace pilogger::camera

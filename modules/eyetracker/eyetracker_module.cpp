@@ -4,6 +4,7 @@
 #include "clock.hpp"
 #include "discovery.hpp"
 #include "paths.hpp"
+#include "reconcile.hpp"
 
 #include <unistd.h>
 
@@ -48,6 +49,18 @@ constexpr int64_t kStopGraceMs = 300;
 constexpr size_t kMaxPrerollFrames = 150;
 // With address: auto, a Neon unreachable this long is looked for again by mDNS.
 constexpr uint64_t kRediscoverAfterMs = 10000;
+// The scene frames CSV is fdatasync'd at most this often to let frames go to ffmpeg (they wait
+// for it: a frame never reaches the MP4 before its row reaches the disk).
+constexpr int64_t kRowSyncMinMs = 200;
+// A scene MP4 still open in another process (an ffmpeg finishing the file of a process that was
+// killed) is looked at again this often, this many times.
+constexpr uint64_t kReconcileRetryMs = 500;
+constexpr int kReconcileAttempts = 40;
+
+std::string scene_video_of(const std::string& frames_csv) {
+    const std::string suffix = "_scene_frames.csv";
+    return frames_csv.substr(0, frames_csv.size() - suffix.size()) + "_scene.mp4";
+}
 
 void add_eye(CsvRow& row, const EyeState& eye) {
     row.add(static_cast<double>(eye.pupil_diameter_mm), 4)
@@ -250,16 +263,73 @@ void EyetrackerModule::watch_found_device() {
 void EyetrackerModule::start_session(const SessionInfo& session, Reply reply) {
     std::string dir = session.session_dir + "/" + runtime_.name();
     auto shared = std::make_shared<Reply>(std::move(reply));
+    // Scene files already there come from an earlier process of this module (this one was
+    // restarted into the session): listed before this process records anything.
+    auto earlier = std::make_shared<std::vector<std::string>>();
     uv::queue_work(
         runtime_.loop(),
-        [dir] { return create_directories(dir); },
-        [this, dir, shared](const std::string& error) {
+        [dir, earlier] {
+            std::string error = create_directories(dir);
+            if (error.empty()) *earlier = list_frame_csvs(dir, "_scene_frames.csv");
+            return error;
+        },
+        [this, dir, shared, earlier](const std::string& error) {
             if (!error.empty()) {
                 shared->error(errc::kIoError, error);
                 return;
             }
             dir_ = dir;
             shared->ok(json{{"dir", dir}});
+            if (!earlier->empty()) reconcile(std::move(*earlier));
+        });
+}
+
+void EyetrackerModule::reconcile(std::vector<std::string> csv_paths, int attempt) {
+    if (!reconcile_timer_) reconcile_timer_ = std::make_unique<uv::Timer>(runtime_.loop());
+    auto paths = std::make_shared<std::vector<std::string>>(std::move(csv_paths));
+    auto results = std::make_shared<std::vector<ReconcileResult>>();
+    ++closing_;  // finish() waits for it
+    uv::queue_work(
+        runtime_.loop(),
+        [paths, results] {
+            for (const std::string& csv : *paths) results->push_back(reconcile_frames_csv(scene_video_of(csv), csv));
+            return std::string();
+        },
+        [this, paths, results, attempt](const std::string&) {
+            std::vector<std::string> busy;
+            for (size_t i = 0; i < results->size(); ++i) {
+                const ReconcileResult& r = (*results)[i];
+                switch (r.outcome) {
+                    case ReconcileResult::Outcome::Matched:
+                        break;
+                    case ReconcileResult::Outcome::Moved:
+                        rows_moved_unwritten_ += r.moved;
+                        runtime_.log("warning", r.message);
+                        break;
+                    case ReconcileResult::Outcome::Busy:
+                        busy.push_back((*paths)[i]);
+                        break;
+                    case ReconcileResult::Outcome::RowsMissing:
+                    case ReconcileResult::Outcome::Failed:
+                        runtime_.log("error", r.message);
+                        break;
+                }
+            }
+            if (!busy.empty()) {
+                if (finishing_ || attempt + 1 >= kReconcileAttempts) {
+                    for (const std::string& csv : busy) {
+                        runtime_.log("warning", scene_video_of(csv) + " is still open in another process; " + csv +
+                                                    " was not matched to it");
+                    }
+                } else {
+                    reconcile_waiting_.insert(reconcile_waiting_.end(), busy.begin(), busy.end());
+                    reconcile_timer_->start(kReconcileRetryMs, 0, [this, attempt] {
+                        reconcile(std::exchange(reconcile_waiting_, {}), attempt + 1);
+                    });
+                }
+            }
+            --closing_;
+            maybe_idle();
         });
 }
 
@@ -415,6 +485,8 @@ void EyetrackerModule::close_files(std::unique_ptr<TrialFiles> files, std::funct
         for (auto* writer : writers) {
             writer->close([this, shared, remaining, done] {
                 if (--*remaining > 0) return;
+                // ffmpeg died (or failed to finish): frames it never got may have rows.
+                if (shared->scene_failed && shared->frames) reconcile({shared->stem + "_scene_frames.csv"});
                 done();
                 --closing_;
                 maybe_idle();
@@ -422,18 +494,30 @@ void EyetrackerModule::close_files(std::unique_ptr<TrialFiles> files, std::funct
         }
     };
     if (shared->scene) {
-        SceneWriter* scene = shared->scene.get();
-        const uint64_t dropped_before_stop = scene->frames_dropped();
-        const uint64_t damaged_before_stop = scene->frames_damaged();
-        scene_dropped_closed_ += dropped_before_stop;
-        scene_damaged_closed_ += damaged_before_stop;
-        scene->stop([this, shared, close_writers, dropped_before_stop, damaged_before_stop](bool ok,
-                                                                                          const std::string& message) {
-            scene_dropped_closed_ += shared->scene->frames_dropped() - dropped_before_stop;
-            scene_damaged_closed_ += shared->scene->frames_damaged() - damaged_before_stop;
-            if (!ok) runtime_.log("warning", "scene video " + shared->scene->output_path() + ": " + message);
-            close_writers();
-        });
+        // The rows of the frames still held go to the disk first; then the frames go to ffmpeg.
+        auto stop_scene = [this, shared, close_writers] {
+            SceneWriter* scene = shared->scene.get();
+            const uint64_t dropped_before_stop = scene->frames_dropped();
+            const uint64_t damaged_before_stop = scene->frames_damaged();
+            scene_dropped_closed_ += dropped_before_stop;
+            scene_damaged_closed_ += damaged_before_stop;
+            scene->stop([this, shared, close_writers, dropped_before_stop, damaged_before_stop](
+                            bool ok, const std::string& message) {
+                scene_dropped_closed_ += shared->scene->frames_dropped() - dropped_before_stop;
+                scene_damaged_closed_ += shared->scene->frames_damaged() - damaged_before_stop;
+                if (!ok) {
+                    runtime_.log("warning", "scene video " + shared->scene->output_path() + ": " + message);
+                    shared->scene_failed = true;
+                }
+                close_writers();
+            });
+        };
+        shared->rows_timer.reset();
+        if (shared->frames) {
+            shared->frames->flush(true, [stop_scene](bool) { stop_scene(); });
+        } else {
+            stop_scene();
+        }
     } else {
         close_writers();
     }
@@ -582,6 +666,8 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
         if (options.overlay) options.max_pipe_bytes = 192u << 20;
         options.overlay_preset = settings_.overlay_preset;
         options.overlay_crf = settings_.overlay_crf;
+        // A frame reaches ffmpeg only once its row is on the disk (sync_scene_rows).
+        options.hold_until_released = true;
         SceneWriter::Callbacks callbacks;
         TrialFiles* target = &files;
         callbacks.frame_written = [this, target](uint64_t index, int64_t pts_us, const SceneFrameTimes& times,
@@ -589,6 +675,8 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
             CsvRow row;
             row.add(index).add(times.device_time_ns).add(times.mono_ns).add(pts_us).add(intact ? 1 : 0);
             write_counted(*target->frames, row, target->frame_rows, rows_dropped_);
+            target->rows_made = index + 1;
+            sync_scene_rows(*target);
         };
         // ffmpeg's own warnings are chatter (probing, rate guesses) for the log file; its failures
         // arrive through `failed`.
@@ -616,6 +704,32 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
         scene_preroll_.clear();
     }
     if (files.scene && !files.scene_failed) files.scene->write(std::move(unit), SceneFrameTimes{device_ns, mono});
+}
+
+void EyetrackerModule::sync_scene_rows(TrialFiles& files) {
+    if (files.rows_syncing || !files.scene || !files.frames) return;
+    const int64_t since_ms = (mono_ns() - files.rows_sync_started_ns) / 1'000'000;
+    if (since_ms < kRowSyncMinMs) {
+        if (!files.rows_timer) files.rows_timer = std::make_unique<uv::Timer>(runtime_.loop());
+        if (!files.rows_timer->active()) {
+            TrialFiles* target = &files;
+            files.rows_timer->start(static_cast<uint64_t>(kRowSyncMinMs - since_ms), 0,
+                                    [this, target] { sync_scene_rows(*target); });
+        }
+        return;
+    }
+    files.rows_syncing = true;
+    files.rows_sync_started_ns = mono_ns();
+    const uint64_t covered = files.rows_made;
+    TrialFiles* target = &files;
+    // Runs before the writer finishes closing, so the files are still there.
+    files.frames->flush(true, [this, target, covered](bool ok) {
+        target->rows_syncing = false;
+        // A failed CSV is reported by its writer; the video goes on without rows rather than stop.
+        (void)ok;
+        if (target->scene) target->scene->release_through(covered);
+        if (target->rows_made > covered) sync_scene_rows(*target);
+    });
 }
 
 void EyetrackerModule::on_time_echo(const std::vector<TimeEchoSample>& samples, std::optional<int64_t> estimate) {
@@ -681,6 +795,7 @@ json EyetrackerModule::stats() {
         }
     }
     out["scene_frames_dropped"] = scene_dropped;
+    out["scene_rows_moved_unwritten"] = rows_moved_unwritten_;
     out["scene_frames_damaged"] = scene_damaged;
     out["drops"] = rows_dropped_ + scene_dropped;
     // The name may carry a pid suffix when another live process held the usual one.
@@ -697,6 +812,7 @@ void EyetrackerModule::finish(std::function<void()> done) {
         if (simulator_ && simulator_->running()) simulator_->kill(SIGTERM);
         browser_.reset();  // kills avahi-browse if it still runs
         rediscover_timer_.reset();
+        reconcile_timer_.reset();
         simulator_wait_.reset();
         discovery_retry_.reset();
         done();

@@ -43,6 +43,12 @@ private:
         std::unique_ptr<SceneWriter> scene;
         bool scene_failed = false;
         uint64_t gaze_rows = 0, imu_rows = 0, event_rows = 0, frame_rows = 0;
+        // Scene frames go to ffmpeg once their rows are fdatasync'd (group commit, at most every
+        // kRowSyncMinMs): frames with a row written, and the count whose rows a sync covers.
+        uint64_t rows_made = 0;
+        bool rows_syncing = false;
+        int64_t rows_sync_started_ns = 0;
+        std::unique_ptr<uv::Timer> rows_timer;
     };
     struct Trial {
         RecordingInfo info;
@@ -63,6 +69,11 @@ private:
     void on_connection(bool connected, const std::string& why);
     void open_part(int first_part, std::function<void(const std::string& error)> done);
     void close_files(std::unique_ptr<TrialFiles> files, std::function<void()> done);
+    // Syncs the scene frames CSV and lets the frames whose rows it covers go to ffmpeg.
+    void sync_scene_rows(TrialFiles& files);
+    // Puts back "row k is video frame k" in these scene frames CSVs (reconcile.hpp), retried while
+    // an ffmpeg of a process that died still finishes the MP4.
+    void reconcile(std::vector<std::string> csv_paths, int attempt = 0);
     bool in_trial(int64_t mono) const;
     void on_gaze(const GazeSample& sample, int64_t device_ns, int64_t mono);
     void on_imu(const ImuSample& sample, int64_t device_ns, int64_t mono);
@@ -110,6 +121,9 @@ private:
     uint64_t scene_damaged_closed_ = 0;  // written, not intact (lost packets, concealed)
     std::string last_error_;
     bool finishing_ = false;
+    std::unique_ptr<uv::Timer> reconcile_timer_;
+    std::vector<std::string> reconcile_waiting_;
+    uint64_t rows_moved_unwritten_ = 0;
 };
 
 }  // namespace pilogger::neon

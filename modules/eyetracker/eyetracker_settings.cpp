@@ -1,5 +1,6 @@
 #include "eyetracker_settings.hpp"
 
+#include "config.hpp"
 #include "json_setting.hpp"
 
 #include <charconv>
@@ -20,6 +21,10 @@ EyetrackerSettings EyetrackerSettings::from_json(const nlohmann::json& j) {
     EyetrackerSettings s;
     s.address = read(j, "address", s.address);
     s.port = read(j, "port", s.port);
+    // The config loader said this with file and line; a hand-made configure gets it here.
+    if (std::string problem = neon_address_problem(s.address); !problem.empty()) {
+        throw std::invalid_argument("eyetracker setting \"address\" '" + s.address + "' " + problem);
+    }
     // "host:port" in address wins over port.
     if (auto colon = s.address.rfind(':'); colon != std::string::npos && s.address.find(':') == colon) {
         // The whole rest must be the number ("host:80x" is not port 80).

@@ -7,6 +7,7 @@ extern "C" {
 #include <libavutil/imgutils.h>
 }
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ constexpr int kOverlayDecoderThreads = 2;
 constexpr int kOverlayGopFrames = 30;
 // How often the overlay worker's view of the pipe backlog is refreshed while frames wait.
 constexpr uint64_t kPipeMirrorIntervalMs = 5;
+// ffmpeg writes the MP4; this process fdatasyncs it (its own descriptor, on the thread pool) this
+// often while ffmpeg runs, and once more when it has finished.
+constexpr uint64_t kOutputSyncIntervalMs = 500;
 
 // Limited-range BT.601 red: visible on most scenes, the colour a gaze marker usually has.
 constexpr uint8_t kRingY = 82;
@@ -594,6 +598,15 @@ void ignore_sigpipe_if_default() {
 
 }  // namespace
 
+// The descriptor this process holds on ffmpeg's output to fdatasync it; shared with the job in
+// flight so that it stays valid if the writer goes away first.
+struct OutputSync {
+    int fd = -1;
+    ~OutputSync() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
 struct SceneWriter::Impl {
     Impl(uv::Loop& loop_ref, SceneWriterOptions opts, Callbacks cbs)
         : loop(loop_ref),
@@ -604,6 +617,7 @@ struct SceneWriter::Impl {
           grace_timer(loop_ref),
           report_timer(loop_ref),
           mirror_timer(loop_ref),
+          sync_timer(loop_ref),
           muxer(options.output_path) {}
 
     // ---- start ----
@@ -630,7 +644,74 @@ struct SceneWriter::Impl {
         }
         ignore_sigpipe_if_default();
         spawn_ffmpeg();
+        sync_timer.start(kOutputSyncIntervalMs, kOutputSyncIntervalMs, [this] { sync_output(); });
+        sync_timer.unref();
     }
+
+    // ---- fdatasync of ffmpeg's output ----
+    // Opens the file once ffmpeg has made it, then fdatasyncs it; never on the loop thread.
+    void sync_output(std::function<void()> then = {}) {
+        if (then) after_sync.push_back(std::move(then));
+        if (sync_in_flight) {
+            sync_again = !after_sync.empty() || sync_again;
+            return;
+        }
+        sync_in_flight = true;
+        sync_again = false;
+        auto pending = std::move(after_sync);
+        after_sync.clear();
+        uv::queue_work(
+            loop,
+            [state = output_sync, path = options.output_path] {
+                if (state->fd < 0) {
+                    state->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+                    if (state->fd < 0) return errno == ENOENT ? std::string() : "cannot open " + path + ": " + std::strerror(errno);
+                }
+                if (::fdatasync(state->fd) != 0) return path + ": fdatasync failed: " + std::strerror(errno);
+                return std::string();
+            },
+            [this, alive = std::weak_ptr<bool>(alive_token), pending = std::move(pending)](const std::string& error) {
+                if (alive.expired()) return;
+                sync_in_flight = false;
+                ++syncs;
+                if (!error.empty() && error != last_sync_error) {
+                    last_sync_error = error;
+                    log("warning", error);
+                }
+                for (const auto& cb : pending) cb();
+                if (sync_again || !after_sync.empty()) sync_output();
+            });
+    }
+
+    // ---- holding frames until their rows are on the disk ----
+    void hold_or_send(std::string&& bytes, uint64_t frames_after) {
+        if (!options.hold_until_released) {
+            if (!stdin_pipe->write(std::move(bytes))) ++lost_in_pipe;
+            return;
+        }
+        if (held.empty() && frames_after <= released) {
+            if (!stdin_pipe->write(std::move(bytes))) ++lost_in_pipe;
+            return;
+        }
+        held_bytes += bytes.size();
+        held.push_back(Held{frames_after, std::move(bytes)});
+    }
+
+    void release_through(uint64_t frames) {
+        released = std::max(released, frames);
+        while (!held.empty() && held.front().frames_after <= released) {
+            Held& h = held.front();
+            held_bytes -= h.bytes.size();
+            const bool open = !failed && stdin_pipe && stdin_pipe->is_open() && !stdin_closing;
+            if (!open || !stdin_pipe->write(std::move(h.bytes))) ++lost_in_pipe;
+            held.pop_front();
+        }
+        note_pipe_level();
+    }
+
+    void release_all() { release_through(UINT64_MAX); }
+
+    size_t backlog() const { return (stdin_pipe ? stdin_pipe->write_queue_bytes() : 0) + held_bytes; }
 
     std::vector<std::string> ffmpeg_arguments() const {
         const std::string rate = std::to_string(options.rtp_clock_rate);
@@ -738,7 +819,7 @@ struct SceneWriter::Impl {
         }
         // Copy mode decides here; the overlay worker decides after decoding (raw frames need no
         // keyframe to resume, so its decoder sees every unit).
-        if (!options.overlay && stdin_pipe->write_queue_bytes() > options.max_pipe_bytes) return drop(true);
+        if (!options.overlay && backlog() > options.max_pipe_bytes) return drop(true);
         std::string parameter_sets;
         if (!parameter_sets_sent) {
             parameter_sets = unit.has_sps_pps ? parameter_sets_of(unit.annexb) : options.parameter_sets_annexb;
@@ -774,7 +855,8 @@ struct SceneWriter::Impl {
                 fail_internal(e.what());
                 return drop(true);
             }
-            if (!stdin_pipe->write(std::move(bytes))) return drop(true);
+            if (!stdin_pipe->is_open()) return drop(true);
+            hold_or_send(std::move(bytes), written + 1);
             note_pipe_level();
         }
         parameter_sets_sent = true;
@@ -820,7 +902,7 @@ struct SceneWriter::Impl {
     }
 
     void note_pipe_level() {
-        const size_t queued = stdin_pipe ? stdin_pipe->write_queue_bytes() : 0;
+        const size_t queued = backlog();
         pipe_max = std::max(pipe_max, queued);
         if (worker) worker->pipe_bytes = queued;
     }
@@ -833,12 +915,13 @@ struct SceneWriter::Impl {
             return;
         }
         const size_t size = out.bytes.size();
-        bool sent = false;
-        if (size > 0 && !failed && stdin_pipe && stdin_pipe->is_open()) sent = stdin_pipe->write(std::move(out.bytes));
+        const bool open = !failed && stdin_pipe && stdin_pipe->is_open() && !stdin_closing;
+        if (out.final) release_all();  // stop(): the owner has the rows on the disk
+        if (size > 0 && open) hold_or_send(std::move(out.bytes), out.frame ? written + 1 : written);
         if (worker) worker->in_flight -= size;
         note_pipe_level();
         if (out.frame) {
-            if (sent) {
+            if (open) {
                 frame_reached_pipe(out.pts, out.times, out.intact);
             } else {
                 ++dropped;
@@ -910,6 +993,12 @@ struct SceneWriter::Impl {
         exit_reported = true;
         grace_timer.stop();
         mirror_timer.stop();
+        sync_timer.stop();
+        if (!held.empty()) {
+            lost_in_pipe += held.size();
+            held.clear();
+            held_bytes = 0;
+        }
         if (stdin_pipe) stdin_pipe->close();
         if (stderr_pipe) stderr_pipe->close();
         if (!stop_requested) {
@@ -917,6 +1006,7 @@ struct SceneWriter::Impl {
             failure = describe_exit() + " before the end of " + options.output_path + " (" + std::to_string(written) +
                       " frames sent; the file keeps its complete fragments)";
             log("error", failure);
+            sync_output();  // what ffmpeg wrote before it died goes to the disk too
             // Last, and a copy: the owner may destroy this writer from inside the callback.
             if (auto failed_cb = callbacks.failed) failed_cb(failure);
             return;
@@ -930,7 +1020,8 @@ struct SceneWriter::Impl {
             message = describe_exit() + " while finishing " + options.output_path;
             if (written == 0) message += " (no frame was written)";
         }
-        finish_stop(ok, message);
+        // The finished file reaches the disk before the stop is reported.
+        sync_output([this, ok, message] { finish_stop(ok, message); });
     }
 
     void finish_stop(bool ok, const std::string& message) {
@@ -959,6 +1050,7 @@ struct SceneWriter::Impl {
             worker->push(std::move(finish));  // its final output closes stdin
             return;
         }
+        release_all();  // the owner has the rows of every frame on the disk
         if (muxer.is_open() && !fatal) {
             try {
                 stdin_pipe->write(muxer.finish());
@@ -1013,7 +1105,26 @@ struct SceneWriter::Impl {
     uv::Timer grace_timer;
     uv::Timer report_timer;
     uv::Timer mirror_timer;
+    uv::Timer sync_timer;
     int pid = 0;
+    std::shared_ptr<OutputSync> output_sync = std::make_shared<OutputSync>();
+    std::shared_ptr<bool> alive_token = std::make_shared<bool>(true);
+    bool sync_in_flight = false;
+    bool sync_again = false;
+    std::vector<std::function<void()>> after_sync;
+    std::string last_sync_error;
+    uint64_t syncs = 0;
+
+    // Frames waiting for release_through() (hold_until_released): the bytes of the frames up to
+    // frames_after, in pipe order.
+    struct Held {
+        uint64_t frames_after;
+        std::string bytes;
+    };
+    std::deque<Held> held;
+    size_t held_bytes = 0;
+    uint64_t released = 0;
+    uint64_t lost_in_pipe = 0;  // accepted frames that never reached ffmpeg (it had gone)
 
     // Copy mode: the NUT muxer runs on the loop thread (compressed frames are small).
     NutMuxer muxer;
@@ -1077,7 +1188,13 @@ uint64_t SceneWriter::frames_dropped() const { return impl_->total_dropped(); }
 
 uint64_t SceneWriter::frames_damaged() const { return impl_->written_damaged; }
 
-size_t SceneWriter::pipe_bytes() const { return impl_->stdin_pipe ? impl_->stdin_pipe->write_queue_bytes() : 0; }
+size_t SceneWriter::pipe_bytes() const { return impl_->backlog(); }
+
+void SceneWriter::release_through(uint64_t frames) { impl_->release_through(frames); }
+
+uint64_t SceneWriter::frames_held() const { return impl_->held.size(); }
+
+uint64_t SceneWriter::output_syncs() const { return impl_->syncs; }
 
 size_t SceneWriter::pipe_bytes_max() const { return impl_->pipe_max; }
 

@@ -10,6 +10,11 @@
 // rest) and reported not intact, as is every frame after it until a whole keyframe.
 // ffmpeg is watched like any child: its stderr goes to the module log, its exit is reported, and
 // stop() closes stdin, then sends SIGTERM and finally SIGKILL if it does not finish in time.
+// This process opens ffmpeg's output itself and fdatasyncs it on the thread pool every 500 ms
+// while ffmpeg runs and once after it exits, before stop() reports.
+// With hold_until_released, a frame's bytes wait in this process (counted in the back-pressure)
+// until the owner calls release_through() for it: the owner writes and fdatasyncs the frame's CSV
+// row first, so no frame reaches ffmpeg, and the disk, before its row.
 #pragma once
 
 #include "h264_depacketizer.hpp"
@@ -33,6 +38,7 @@ struct SceneWriterOptions {
     int overlay_crf = 23;
     size_t max_pipe_bytes = 64u << 20;
     int stop_timeout_ms = 5000;          // after stdin EOF, then SIGTERM; 2000 ms more, then SIGKILL
+    bool hold_until_released = false;    // frames go to ffmpeg only through release_through()
 };
 
 // What the CSV row of a frame needs; handed back untouched when the frame reaches the pipe.
@@ -44,9 +50,10 @@ struct SceneFrameTimes {
 class SceneWriter {
 public:
     struct Callbacks {
-        // Loop thread, in frame order: the frame went into the pipe as frame `index` (0-based
-        // within this file) with this pts (µs from the file's first frame). Not intact: packets of
-        // this frame or of one it depends on (since the last keyframe) were lost.
+        // Loop thread, in frame order: the frame went into the pipe (with hold_until_released: is
+        // on its way, held until released) as frame `index` (0-based within this file) with this
+        // pts (µs from the file's first frame). Not intact: packets of this frame or of one it
+        // depends on (since the last keyframe) were lost.
         std::function<void(uint64_t index, int64_t pts_us, const SceneFrameTimes& times, bool intact)> frame_written;
         // A human-readable line for the module log (ffmpeg's stderr lines, warnings).
         std::function<void(const std::string& level, const std::string& line)> log;
@@ -67,14 +74,20 @@ public:
     // Overlay mode: the gaze point drawn into frames from now on (scene pixels); none = no marker.
     void set_gaze(float x_px, float y_px, bool valid);
 
+    // hold_until_released: the frames before `frames` (index < frames) may go to ffmpeg now.
+    void release_through(uint64_t frames);
+
     // Closes stdin so ffmpeg finalizes the file, escalates to SIGTERM/SIGKILL after the timeout,
-    // and calls done(ok, message) once ffmpeg is gone (ok: exited 0 after EOF).
+    // and calls done(ok, message) once ffmpeg is gone (ok: exited 0 after EOF) and the file is
+    // fdatasync'd. Frames still held are released first: call it once their rows are on the disk.
     void stop(std::function<void(bool ok, const std::string& message)> done);
 
     uint64_t frames_written() const;
     uint64_t frames_dropped() const;
     uint64_t frames_damaged() const;     // written, not intact
-    size_t pipe_bytes() const;           // queued in the pipe right now
+    size_t pipe_bytes() const;           // queued in the pipe (and held) right now
+    uint64_t frames_held() const;        // waiting for release_through()
+    uint64_t output_syncs() const;       // fdatasyncs of the output done
     size_t pipe_bytes_max() const;       // high-water mark
     int ffmpeg_pid() const;              // 0 when not running
     const std::string& output_path() const;

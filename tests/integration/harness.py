@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -43,6 +44,81 @@ def pid_alive(pid):
 def read_csv(path):
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def mp4_boxes(data, start, end):
+    """(offset, size, type) of the boxes in data[start:end]; a box cut short ends the list."""
+    out = []
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        header = 8
+        if size == 1:
+            size = struct.unpack(">Q", data[at + 8:at + 16])[0]
+            header = 16
+        if size < header:
+            break
+        out.append((at, size, kind.decode("latin-1")))
+        at += size
+    return out
+
+
+def mp4_samples(path):
+    """Every video sample a fragmented MP4's moof boxes declare: (offset, size), in order. A
+    sample whose bytes run past the end of the file (a fragment cut short) is listed too."""
+    with open(path, "rb") as f:
+        data = f.read()
+    samples = []
+    for moof, size, kind in mp4_boxes(data, 0, len(data)):
+        if kind != "moof" or moof + size > len(data):
+            continue
+        for traf, tsize, tkind in mp4_boxes(data, moof + 8, moof + size):
+            if tkind != "traf":
+                continue
+            default_size = 0
+            base = moof
+            for box, bsize, bkind in mp4_boxes(data, traf + 8, traf + tsize):
+                flags = struct.unpack(">I", data[box + 8:box + 12])[0] & 0xFFFFFF
+                body = box + 12
+                if bkind == "tfhd":
+                    at = body + 4  # track_ID
+                    if flags & 0x01:
+                        base = struct.unpack(">Q", data[at:at + 8])[0]
+                        at += 8
+                    for bit in (0x02, 0x08):
+                        at += 4 if flags & bit else 0
+                    if flags & 0x10:
+                        default_size = struct.unpack(">I", data[at:at + 4])[0]
+                elif bkind == "trun":
+                    count = struct.unpack(">I", data[body:body + 4])[0]
+                    at = body + 4
+                    offset = base
+                    if flags & 0x01:
+                        offset = base + struct.unpack(">i", data[at:at + 4])[0]
+                        at += 4
+                    if flags & 0x04:
+                        at += 4
+                    for _ in range(count):
+                        sample_size = default_size
+                        for bit in (0x100, 0x200, 0x400, 0x800):
+                            if flags & bit:
+                                if bit == 0x200:
+                                    sample_size = struct.unpack(">I", data[at:at + 4])[0]
+                                at += 4
+                        samples.append((offset, sample_size))
+                        offset += sample_size
+    return samples
+
+
+def mp4_whole_frames(path):
+    """(frames whose bytes lie whole in the file, whether a frame is cut short at its end)."""
+    end = os.path.getsize(path)
+    whole = 0
+    for offset, size in mp4_samples(path):
+        if offset + size > end:
+            return whole, True
+        whole += 1
+    return whole, False
 
 
 def yaml_config(data_dir, modules, supervisor=None, extra=""):

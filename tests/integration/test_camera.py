@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN, PILOGGER, SOURCE, Rig, read_csv, wait_for
+from harness import BIN, PILOGGER, SOURCE, Rig, mp4_samples, mp4_whole_frames, pid_alive, read_csv, wait_for
 
 CAMERA = os.path.join(BIN, "pilogger-camera")
 FRAME_COLUMNS = ["frame_index", "sensor_ns", "mono_ns", "wall_time_utc", "pts_us", "dropped_before",
@@ -38,7 +38,8 @@ def ffprobe_counted_frames(path):
                         "stream=nb_read_frames", "-of", "csv=p=0", path],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    return int(r.stdout.strip().split(",")[0])
+    count = r.stdout.strip().split(",")[0]
+    return 0 if count == "N/A" else int(count)  # N/A: a file with its header only (killed before a fragment)
 
 
 def ffprobe_duration(path):
@@ -178,6 +179,95 @@ class CrashSafety(unittest.TestCase):
         parts = [e for e in rig.events() if e["event"] == "module_part"]
         self.assertEqual(len(parts), 1)
         self.assertIn("part 2", parts[0]["detail"])
+
+    def test_row_k_is_frame_k_in_every_part_after_kills_and_a_cut_fragment(self):
+        """kill -9 at several points of a trial (and once a fragment cut in half, as a power cut
+        leaves it): in every part, the frames CSV has one row per frame the MP4 holds whole."""
+        rig = self.rig
+        # A second between the kill and the restart: time to cut the dead process's file as a
+        # power cut would before the next process looks at it.
+        with open(rig.config) as f:
+            text = f.read()
+        with open(rig.config, "w") as f:
+            f.write(text.replace("restart_backoff_initial_ms: 200", "restart_backoff_initial_ms: 1000"))
+        module = self.start_trial(2.3)
+        # Killed 2.3 s into part 1, then at 1.0 s, 1.6 s and 0.5 s into the parts after it: before,
+        # at and after the second keyframe, so the muxer holds a fragment of different lengths.
+        into_next = [1.0, 1.6, 0.5]
+        cut_part = 2
+        report = []
+        for part in range(1, len(into_next) + 2):
+            stem = "trial_001" if part == 1 else f"trial_001_p{part}"
+            video = os.path.join(self.folder, stem + ".mp4")
+            if part > 1:
+                seconds = into_next[part - 2]
+                encoded = module["stats"]["encoded"]
+                wait_for(lambda: rig.module("cam0")["stats"].get("encoded", 0) - encoded >= seconds * 30, 20,
+                         interval=0.01, what=f"{seconds} s into part {part}")
+                module = rig.module("cam0")
+            os.kill(module["pid"], signal.SIGKILL)
+            wait_for(lambda: not pid_alive(module["pid"]), 10, what="the killed camera gone")
+            whole, torn = mp4_whole_frames(video)
+            rows = len(read_csv(os.path.join(self.folder, stem + "_frames.csv")))
+            report.append(f"part {part}: killed (last heartbeat: {module['stats']['encoded']} frames encoded); "
+                          f"{whole} frames in the MP4, {rows} rows")
+            self.assertEqual(rows, whole, report[-1])  # the rows never run ahead of the video
+            if part == cut_part:
+                # Cut the last fragment a few bytes into one of its frames, as a power cut can.
+                samples = mp4_samples(video)
+                offset, size = samples[len(samples) - 7]
+                with open(video, "r+b") as f:
+                    f.truncate(offset + min(16, size - 1))
+                report.append(f"part {part}: cut to {mp4_whole_frames(video)[0]} whole frames")
+            next_pid = module["pid"]
+            module = rig.wait_module("cam0", "recording", timeout=30, other_than_pid=next_pid)
+            wait_for(lambda: rig.module("cam0")["stats"].get("encoded", 0) > 0, 20, what="frames in the next part")
+            module = rig.module("cam0")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        # The last part as a power cut would leave it (its last fragment cut), with no camera to
+        # continue the trial: pilogger-camera --reconcile does what a restarted camera does.
+        last = os.path.join(self.folder, f"trial_001_p{len(into_next) + 2}.mp4")
+        samples = mp4_samples(last)
+        offset, size = samples[len(samples) - 7]
+        with open(last, "r+b") as f:
+            f.truncate(offset + min(16, size - 1))
+        r = subprocess.run([CAMERA, "--reconcile", self.folder], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("rows beyond it moved to trial_001_p5_frames_unwritten.csv", r.stdout)
+        report.append("pilogger-camera --reconcile:\n" + r.stdout.strip())
+        print("\n" + "\n".join(report))
+
+        parts = sorted(p for p in glob.glob(os.path.join(self.folder, "trial_001*_frames.csv")))
+        self.assertEqual(len(parts), len(into_next) + 2, parts)
+        for csv_path in parts:
+            with self.subTest(csv=os.path.basename(csv_path)):
+                video = csv_path[:-len("_frames.csv")] + ".mp4"
+                rows = frame_rows(csv_path)
+                self.assertEqual(len(rows), len(read_csv(csv_path)), "no torn row")
+                whole, torn = mp4_whole_frames(video)
+                packets = ffprobe_packets(video)
+                self.assertEqual(len(rows), whole)
+                # ffprobe lists a frame cut short too (its bytes as far as they go); it decodes the rest.
+                self.assertEqual(len(packets), whole + (1 if torn else 0))
+                self.assertEqual(ffprobe_counted_frames(video), len(rows))
+                self.assertEqual([p for p, _ in packets[:whole]], [int(x["pts_us"]) for x in rows])
+                self.assertEqual([int(x["frame_index"]) for x in rows], list(range(len(rows))))
+                sidecar = csv_path[:-len(".csv")] + "_unwritten.csv"
+                if torn:
+                    # The rows of the frames the cut took are kept beside it, continuing the index.
+                    moved = read_csv(sidecar)
+                    self.assertEqual(int(moved[0]["frame_index"]), len(rows))
+                    self.assertEqual(len(moved), 6 + 1)
+                    self.assertEqual([int(x["frame_index"]) for x in moved],
+                                     list(range(len(rows), len(rows) + len(moved))))
+                    print(f"{os.path.basename(csv_path)}: {len(rows)} rows = {whole} frames; "
+                          f"{len(moved)} rows moved to {os.path.basename(sidecar)}")
+                else:
+                    self.assertFalse(os.path.exists(sidecar), sidecar)
+                    print(f"{os.path.basename(csv_path)}: {len(rows)} rows = {whole} frames")
+        moved_events = [e for e in rig.events() if e["event"] == "module_warning" and "_unwritten.csv" in e["detail"]]
+        self.assertEqual(len(moved_events), 1, moved_events)
 
     def test_sigterm_mid_trial_leaves_a_complete_file(self):
         rig = self.rig

@@ -155,6 +155,35 @@ TEST_CASE("test pattern: the label drawn into the frame reads back") {
     CHECK(small.read_label(g->data[0], g->linesize[0], 17) == TestPatternPainter::label(7, 5'000'000'000));
 }
 
+TEST_CASE("test pattern: the smallest frames the config allows are painted inside their planes") {
+    // Planes in one buffer with guard bytes around each: a write outside shows up as a changed guard.
+    for (auto [w, h] : {std::pair{16, 16}, std::pair{18, 1000}, std::pair{8192, 16}, std::pair{30, 40}}) {
+        CAPTURE(w);
+        CAPTURE(h);
+        constexpr size_t kGuard = 4096;
+        const size_t sizes[3] = {static_cast<size_t>(w) * h, static_cast<size_t>(w / 2) * (h / 2),
+                                 static_cast<size_t>(w / 2) * (h / 2)};
+        std::vector<uint8_t> buffer(kGuard * 4 + sizes[0] + sizes[1] + sizes[2], 0xA5);
+        Frame f;
+        f.width = w;
+        f.height = h;
+        size_t at = kGuard;
+        for (int p = 0; p < 3; ++p) {
+            f.data[p] = buffer.data() + at;
+            f.linesize[p] = p == 0 ? w : w / 2;
+            at += sizes[p] + kGuard;
+        }
+        TestPatternPainter painter(w, h);
+        for (uint64_t k = 0; k < 400; k += 7) painter.paint(f, k, static_cast<int64_t>(k) * 33'333'333);
+        // The guard before each plane, and the one after the last.
+        for (int p = 0; p <= 3; ++p) {
+            const size_t end = p < 3 ? static_cast<size_t>(f.data[p] - buffer.data()) : buffer.size();
+            CHECK(std::all_of(buffer.begin() + static_cast<ptrdiff_t>(end - kGuard), buffer.begin() + static_cast<ptrdiff_t>(end),
+                              [](uint8_t b) { return b == 0xA5; }));
+        }
+    }
+}
+
 TEST_CASE("video writer: fragmented MP4 with the frames' own pts, never over an existing file") {
     test::TempDir dir;
     const std::string path = dir.file("trial_001.mp4");
@@ -218,6 +247,52 @@ TEST_CASE("video writer: a file cut short keeps its complete fragments") {
     }
     std::vector<Packet> packets = read_packets(path);
     CHECK(packets.size() == 90);
+}
+
+TEST_CASE("video writer: before each fragment the hook learns how many frames the file will hold") {
+    test::TempDir dir;
+    const std::string path = dir.file("hooked.mp4");
+    CameraSettings s;
+    s.width = 320;
+    s.height = 240;
+    s.fps = 30;
+    auto pool = FramePool::create(320, 240, 4);
+    TestPatternPainter painter(320, 240);
+    std::vector<uint64_t> told;
+    std::vector<size_t> held_then;
+    bool refuse = false;
+    {
+        VideoWriter writer(path, 320, 240, s, ColorInfo{}, [&](uint64_t frames) {
+            told.push_back(frames);
+            held_then.push_back(read_packets(path).size());
+            return refuse ? ENOSPC : 0;
+        });
+        for (int k = 0; k < 100; ++k) writer.write(painted(*pool, painter, static_cast<uint64_t>(k), k * 33'333'000LL), k * 33333);
+        CHECK(writer.frames_in_file() == 90);
+        // A refusal keeps the fragment out of the file and fails the write.
+        refuse = true;
+        const uint64_t bytes = writer.bytes_written();
+        bool threw = false;
+        for (int k = 100; k < 130 && !threw; ++k) {
+            try {
+                writer.write(painted(*pool, painter, static_cast<uint64_t>(k), k * 33'333'000LL), k * 33333);
+            } catch (const std::runtime_error& e) {
+                threw = true;
+                CHECK(std::string(e.what()).find("No space left") != std::string::npos);
+            }
+        }
+        CHECK(threw);
+        CHECK(writer.bytes_written() == bytes);
+    }
+    // Told before each fragment (frames 0-29, 30-59, 60-89), while the file held the earlier ones.
+    REQUIRE(told.size() >= 3);
+    CHECK(told[0] == 30);
+    CHECK(told[1] == 60);
+    CHECK(told[2] == 90);
+    CHECK(held_then[0] == 0);
+    CHECK(held_then[1] == 30);
+    CHECK(held_then[2] == 60);
+    CHECK(read_packets(path).size() == 90);
 }
 
 TEST_CASE("recorder: one CSV row per encoded frame, in order, in the frames CSV beside the video") {

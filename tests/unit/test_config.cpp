@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+
 using namespace pilogger;
 
 namespace {
@@ -128,4 +130,117 @@ TEST_CASE("YAML nested past yaml-cpp's depth limit is a clear error, not a stack
     for (int i = 0; i < 3000; ++i) deep += "{a: ";
     deep += std::string(3000, '}') + "\n";
     CHECK(error_of(deep).find("nested too deeply") != std::string::npos);
+}
+
+namespace {
+std::string host_error_of(const std::string& yaml) {
+    try {
+        load_config_text(yaml, "test.yaml", true);
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST_CASE("a folder given as the config file says it is a folder") {
+    test::TempDir dir;
+    try {
+        load_config_file(dir.path.string());
+        FAIL("expected an error");
+    } catch (const ConfigError& e) {
+        const std::string what = e.what();
+        CHECK(what.find(dir.path.string() + ": is a folder, not a config file") != std::string::npos);
+        CHECK(what.find("empty") == std::string::npos);
+    }
+}
+
+TEST_CASE("a quote never closed is a syntax error at the quote, not a missing key at 1:1") {
+    std::string e = error_of("data_dir: \"/tmp/x\nmodules:\n  notes: {}\n");
+    CHECK(e.find("test.yaml:1:11: data_dir: YAML syntax error") != std::string::npos);
+    CHECK(e.find("no closing \"") != std::string::npos);
+    e = error_of("data_dir: /d\nmodules:\n  notes: {}\nsession_label: 'car\n");
+    CHECK(e.find("test.yaml:4:16: session_label: YAML syntax error") != std::string::npos);
+    CHECK(e.find("no closing '") != std::string::npos);
+    // Closed quotes, escapes, doubled single quotes and a quote over two lines are fine.
+    Config c = load_config_text("data_dir: \"/d \\\" x\"\nsession_label: 'it''s\n  here'\nmodules: {\"notes\": {}}\n", "t.yaml");
+    CHECK(c.data_dir == "/d \" x");
+    CHECK(c.session_label == "it's here");
+}
+
+TEST_CASE("a second YAML document is refused at its ---") {
+    std::string e = error_of("data_dir: /d\nmodules:\n  notes: {}\n---\ndata_dir: /e\n");
+    CHECK(e.find("test.yaml:4:1: a second YAML document") != std::string::npos);
+    // One document with its markers, or an empty one after it, is fine.
+    CHECK(error_of("---\ndata_dir: /d\nmodules: {notes: {}}\n...\n") == "");
+    CHECK(error_of("data_dir: /d\nmodules: {notes: {}}\n---\n") == "");
+}
+
+TEST_CASE("explicit YAML tags are refused with the key and the place") {
+    std::string e = error_of("data_dir: !!binary L2RhdGE=\nmodules: {notes: {}}\n");
+    CHECK(e.find("test.yaml:1:11: data_dir: the YAML tag !!binary is not supported") != std::string::npos);
+    e = error_of("data_dir: /d\ndisk_reserve_mb: !!str 10\nmodules: {notes: {}}\n");
+    CHECK(e.find("test.yaml:2:18: disk_reserve_mb: the YAML tag !!str") != std::string::npos);
+    e = error_of("data_dir: /d\nmodules:\n  cam0:\n    type: camera\n    fps: !custom 30\n");
+    CHECK(e.find("test.yaml:5:10: modules.cam0.fps: the YAML tag !custom") != std::string::npos);
+    e = error_of("data_dir: /d\nmodules: !!map {notes: {}}\n");
+    CHECK(e.find("modules: the YAML tag !!map") != std::string::npos);
+}
+
+TEST_CASE("a module program that cannot run is refused with the file, line, column and key") {
+    test::TempDir dir;
+    { std::ofstream(dir.file("not-executable")) << "#!/bin/sh\n"; }
+    std::string e = host_error_of("data_dir: " + dir.path.string() + "\nmodules:\n  notes:\n    executable: /no/such/pilogger-notes\n");
+    CHECK(e.find("test.yaml:4:17: modules.notes.executable: '/no/such/pilogger-notes' does not exist") != std::string::npos);
+    e = host_error_of("data_dir: " + dir.path.string() + "\nmodules:\n  notes:\n    executable: " + dir.file("not-executable") + "\n");
+    CHECK(e.find("modules.notes.executable: '" + dir.file("not-executable") + "' is not executable (mode 0644)") !=
+          std::string::npos);
+    e = host_error_of("data_dir: " + dir.path.string() + "\nmodules:\n  notes:\n    executable: " + dir.path.string() + "\n");
+    CHECK(e.find("is a folder, not a program") != std::string::npos);
+    e = host_error_of("data_dir: " + dir.path.string() + "\nmodules:\n  notes:\n    executable: no-such-program-anywhere\n");
+    CHECK(e.find("'no-such-program-anywhere' is not on PATH") != std::string::npos);
+    // The defaults are next to the test executable (build/bin), as they are next to pilogger.
+    CHECK(host_error_of("data_dir: " + dir.path.string() + "\nmodules:\n  notes: {}\n  cam0: {type: camera}\n"
+                        "  eyetracker: {address: simulator}\npico: {device: emulator}\n") == "");
+    // Without the host checks (the text alone) none of this is looked at.
+    CHECK(error_of("data_dir: /d\nmodules:\n  notes:\n    executable: /no/such/pilogger-notes\n") == "");
+}
+
+TEST_CASE("the eye tracker's ffmpeg, the simulators' log folders and data_dir are checked on this machine") {
+    test::TempDir dir;
+    const std::string top = "data_dir: " + dir.path.string() + "\nmodules:\n";
+    std::string e = host_error_of(top + "  eyetracker:\n    ffmpeg: /no/ffmpeg\n");
+    CHECK(e.find("test.yaml:4:13: modules.eyetracker.ffmpeg: '/no/ffmpeg' does not exist") != std::string::npos);
+    CHECK(host_error_of(top + "  eyetracker:\n    ffmpeg: /no/ffmpeg\n    scene: false\n    preview: false\n") == "");
+    e = host_error_of(top + "  eyetracker:\n    address: simulator\n    simulator:\n      truth: /no/folder/truth.ndjson\n");
+    CHECK(e.find("modules.eyetracker.simulator.truth: '/no/folder/truth.ndjson': the folder /no/folder does not exist") !=
+          std::string::npos);
+    e = host_error_of(top + "  notes: {}\npico:\n  device: emulator\n  emulator:\n    truth_log: /no/folder/x.log\n");
+    CHECK(e.find("pico.emulator.truth_log") != std::string::npos);
+    { std::ofstream(dir.file("a-file")) << "x\n"; }
+    e = host_error_of("data_dir: " + dir.file("a-file") + "/sessions\nmodules: {notes: {}}\n");
+    CHECK(e.find("test.yaml:1:11: data_dir: " + dir.file("a-file") + " is a file, so") != std::string::npos);
+    e = host_error_of("data_dir: " + dir.file("a-file") + "\nmodules: {notes: {}}\n");
+    CHECK(e.find("is a file, not a folder") != std::string::npos);
+    CHECK(host_error_of("data_dir: " + dir.file("new/deeper") + "\nmodules: {notes: {}}\n") == "");
+}
+
+TEST_CASE("eye tracker addresses: IPv4 numbers up to 255, ports 1 to 65535, host names") {
+    for (const char* good : {"auto", "simulator", "192.168.1.20", "192.168.1.20:8080", "neon.local", "neon-1.lan:1",
+                             "phone", "10.0.0.255:65535", "fe80::1", "::1"}) {
+        CAPTURE(good);
+        CHECK(neon_address_problem(good) == "");
+    }
+    for (const char* bad : {"999.999.999.999:99999", "192.168.1.256", "1.2.3", "1.2.3.4.5", "10.0.0.1:0", "10.0.0.1:99999",
+                            "10.0.0.1:", "host:80x", ":8080", "-neon.local", "neon_phone", "neon..local", "fe80::zz"}) {
+        CAPTURE(bad);
+        CHECK(neon_address_problem(bad) != "");
+    }
+    std::string e = error_of("data_dir: /d\nmodules:\n  eyetracker:\n    address: 999.999.999.999:99999\n");
+    CHECK(e.find("test.yaml:4:14: modules.eyetracker.address: '999.999.999.999:99999' has the host '999.999.999.999', "
+                 "not an IPv4 address") != std::string::npos);
+    e = error_of("data_dir: /d\nmodules:\n  eyetracker:\n    address: 10.0.0.1:99999\n");
+    CHECK(e.find("has the port '99999', not a number from 1 to 65535") != std::string::npos);
+    e = error_of("data_dir: /d\nmodules:\n  eyetracker:\n    address: simulator\n    simulator: {scene_size: 1601x1200}\n");
+    CHECK(e.find("modules.eyetracker.simulator.scene_size: expected WIDTHxHEIGHT with even numbers") != std::string::npos);
 }

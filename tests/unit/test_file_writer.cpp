@@ -1,3 +1,4 @@
+#include "clock.hpp"
 #include "csv_writer.hpp"
 #include "helpers.hpp"
 
@@ -76,6 +77,30 @@ TEST_CASE("a file written all the time is fdatasync'd at least once a second") {
         // Issued at most a second apart (plus a turn of the loop), however long each one takes.
         CHECK((sync_times[i] - sync_times[i - 1]) / 1'000'000 <= 1050);
     }
+    close_writer(loop, writer);
+}
+
+TEST_CASE("a row written just after a sync waits less than a second for the next one") {
+    test::TempDir dir;
+    uv::Loop loop;
+    AsyncFileWriter writer(loop, dir.file("late.csv"), {"n"});  // the defaults: 200 ms flush, 1 s sync
+    writer.write_row(CsvRow().add(1));
+    int64_t written_at = 0;
+    uint64_t syncs_then = 0;
+    writer.flush(true, [&](bool ok) {
+        CHECK(ok);
+        // The sync just finished: this row is the oldest unsynced byte, written at once.
+        syncs_then = writer.stats().syncs;
+        written_at = mono_ns();
+        writer.write_row(CsvRow().add(2));
+        writer.flush();
+    });
+    REQUIRE(test::run_until(loop, [&] { return written_at != 0 && writer.stats().syncs > syncs_then; }, 3000));
+    const int64_t waited_ms = (writer.stats().last_sync_started_mono_ns - written_at) / 1'000'000;
+    // Counted from the write, with half a tick to spare: 700 to 900 ms on punctual 200 ms ticks
+    // (counted from the previous sync, as before, it was 1000 ms).
+    CHECK(waited_ms >= 600);
+    CHECK(waited_ms <= 950);
     close_writer(loop, writer);
 }
 

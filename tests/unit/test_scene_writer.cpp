@@ -368,6 +368,36 @@ TEST_CASE("scene writer copy, damaged frames dropped: every frame in the file wi
     CHECK(decodes_cleanly(path));
 }
 
+TEST_CASE("scene writer copy, held until released: frames wait for their rows, the file is synced at the end") {
+    test::TempDir dir;
+    const Scene scene = make_scene(320, 240, 90, false, 0, "veryfast");
+    uv::Loop loop;
+    Recorded r;
+    const std::string path = dir.file("held_scene.mp4");
+    SceneWriterOptions options = options_for(path, scene);
+    options.hold_until_released = true;
+    SceneWriter writer(loop, options, record_into(r));
+    for (size_t i = 0; i < scene.units.size(); ++i) {
+        AccessUnit unit = scene.units[i];
+        CHECK(writer.write(std::move(unit), SceneFrameTimes{static_cast<int64_t>(i), 0}));
+    }
+    // Every frame has been handed to the owner for its row; none has gone to ffmpeg yet.
+    CHECK(r.pts_us.size() == 90);
+    CHECK(writer.frames_held() == 90);
+    CHECK(writer.pipe_bytes() > 0);
+    writer.release_through(45);
+    CHECK(writer.frames_held() == 45);
+    writer.release_through(40);  // never backwards
+    CHECK(writer.frames_held() == 45);
+    // stop() lets the rest go (the owner has their rows), then finishes and fdatasyncs the file.
+    stop_and_wait(loop, writer, r);
+    INFO(joined(r.log));
+    CHECK(r.ok);
+    CHECK(writer.frames_held() == 0);
+    CHECK(writer.output_syncs() >= 1);
+    check_file_matches(path, r);
+}
+
 TEST_CASE("scene writer copy, damaged frames kept: cut short, concealed, and reported not intact") {
     test::TempDir dir;
     const Scene scene = make_scene(328, 236, 120, /*strip_sets=*/true, 0, "veryfast");

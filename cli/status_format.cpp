@@ -1,5 +1,7 @@
 #include "commands.hpp"
 
+#include "json_read.hpp"
+
 #include <cmath>
 #include <cstdio>
 
@@ -53,16 +55,18 @@ std::string stats_brief(const json& stats) {
 
 // The Neon behind an eye-tracker module: "Neon Sim, battery 87 %, 100.0 GB free, clock +3700.12 ms
 // drift +1.5 ppm, gaze 200 Hz, scene 30 fps" (and the damaged scene frames, when there are any).
+// The stats come from the module as it sent them: every field is read leniently (a field of
+// another type reads as absent), so no module can make `pilogger status` fail.
 static std::string neon_summary(const json& stats) {
-    if (!stats.value("connected", false)) {
-        std::string why = stats.value("device_error", "");
+    if (!read::flag(stats, "connected")) {
+        std::string why = read::text(stats, "device_error");
         return "; Neon not connected" + (why.empty() ? std::string() : " (" + why + ")") + ", retrying";
     }
-    std::string out = "; " + stats.value("device_name", std::string("Neon"));
+    std::string out = "; " + read::text(stats, "device_name", "Neon");
     char buf[200];
     // Appends the number under key with format, when the device gave one (and it is not zero).
     auto append = [&](const char* key, const char* format, bool skip_zero = false) {
-        const json value = stats.value(key, json());
+        const json& value = read::field(stats, key);
         if (!value.is_number() || (skip_zero && value.get<double>() == 0)) return;
         snprintf(buf, sizeof buf, format, value.get<double>());
         out += buf;
@@ -72,7 +76,7 @@ static std::string neon_summary(const json& stats) {
     append("clock_offset_ms", ", clock %+.2f ms");
     append("clock_drift_ppm", " drift %+.1f ppm", true);
     append("scene_frames_damaged", ", %.0f scene frames damaged", true);
-    snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", stats.value("gaze_rate_hz", 0.0), stats.value("scene_fps", 0.0));
+    snprintf(buf, sizeof buf, ", gaze %.0f Hz, scene %.0f fps", read::real(stats, "gaze_rate_hz"), read::real(stats, "scene_fps"));
     return out + buf;
 }
 

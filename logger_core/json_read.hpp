@@ -74,8 +74,10 @@ public:
     using json = nlohmann::json;
     enum class Need { Optional, Required };
 
-    // object need not be an object: then every Required field is missing.
+    // object need not be an object: then every Required field is missing. It is kept by
+    // reference and must outlive the reader (a temporary cannot be passed).
     explicit FieldReader(const json& object) : object_(object) {}
+    explicit FieldReader(json&&) = delete;
 
     std::optional<std::string> text(std::string_view key, Need need = Need::Optional, size_t max_bytes = 4096);
     // Only exact integers (no floats, no strings), within [min, max].

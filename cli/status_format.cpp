@@ -56,6 +56,8 @@ std::string stats_brief(const json& stats) {
 
 // The Neon behind an eye-tracker module: "Neon Sim, battery 87 %, 100.0 GB free, clock +3700.12 ms
 // drift +1.5 ppm, gaze 200 Hz, scene 30 fps" (and the damaged scene frames, when there are any).
+// The stats come from the module as it sent them: every field is read leniently (a field of
+// another type reads as absent), so no module can make `pilogger status` fail.
 static std::string neon_summary(const json& stats) {
     if (!read::flag(stats, "connected", false)) {
         std::string why = read::text(stats, "device_error", "");

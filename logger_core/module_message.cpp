@@ -77,6 +77,8 @@ ModuleLine read_reply(const json& body, int64_t id) {
     }
     const json* error = f.object("error");
     if (!f.ok()) return invalid(f, "reply", id);
+    // FieldReader keeps a reference: both arms must be lvalues, or the ?: makes a temporary copy
+    // that is gone before the fields are read.
     static const json kNoError = json::object();
     FieldReader e(error != nullptr ? *error : kNoError);
     auto code = e.text("code", Need::Optional, 64);
@@ -138,7 +140,10 @@ bool is_module_event_name(std::string_view name) {
 ModuleLine read_module_line(std::string_view line) {
     Message m = parse_message(line);
     switch (m.kind) {
-        case Message::Kind::Invalid: return invalid(m.problem);
+        case Message::Kind::Invalid:
+            // {"id":N,"ok":"yes"}: a broken answer to command N, which must not wait for its timeout.
+            if (m.id && m.body.is_object() && m.body.contains("ok")) return invalid("reply: " + m.problem, "ok", m.id);
+            return invalid(m.problem);
         case Message::Kind::Command: return invalid("a module sends no commands");
         case Message::Kind::Reply:
             if (!m.id) return invalid("a reply without an integer \"id\"", "id");

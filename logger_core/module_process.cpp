@@ -101,6 +101,8 @@ void ModuleProcess::spawn() {
     stdout_resume_timer_.stop();
     stderr_resume_timer_.stop();
     stdout_framer_ = LineFramer();
+    stdout_held_.clear();
+    ++spawn_generation_;
     stderr_framer_ = LineFramer(64 * 1024);
     process_ = std::make_unique<uv::Process>(loop_);
     stdin_ = std::make_unique<uv::Stream>(loop_);
@@ -145,23 +147,53 @@ void ModuleProcess::pause_if_over_budget(uv::Stream& stream, ReadBudget& budget,
 
 void ModuleProcess::on_stdout(std::string_view chunk) {
     last_seen_mono_ns_ = mono_ns();
+    const uint64_t generation = spawn_generation_;
+    size_t used = feed_stdout(chunk);
+    // The handlers may have killed and replaced the process (and its pipes).
+    if (!stdout_ || generation != spawn_generation_) return;
+    // A read holds up to 64 KiB: its lines past the budget wait, and so does the pipe.
+    if (used < chunk.size()) stdout_held_.assign(chunk.substr(used));
+    if (!stdout_held_.empty() || stdout_budget_.exhausted(mono_ns())) pause_stdout();
+}
+
+size_t ModuleProcess::feed_stdout(std::string_view chunk) {
+    const int64_t now = mono_ns();
     uint64_t lines = 0;
-    stdout_framer_.feed(
+    size_t used = stdout_framer_.feed(
         chunk,
         [this, &lines](std::string_view line) {
             ++lines;
             on_line(line);
         },
-        [this](size_t n) {
+        [this, &lines](size_t n) {
+            ++lines;
             protocol_error("dropped an over-long line of " + std::to_string(n) + " bytes (limit " +
                            std::to_string(kDefaultMaxLineBytes) + ")");
-        });
-    stdout_budget_.add(mono_ns(), lines, chunk.size());
-    // The handlers above may have killed and replaced the process (and its pipes).
+        },
+        static_cast<size_t>(stdout_budget_.lines_left(now)));
+    stdout_budget_.add(now, lines, used);
+    return used;
+}
+
+void ModuleProcess::pause_stdout() {
+    stdout_->stop_read();
+    if (stdout_resume_timer_.active()) return;
+    uint64_t wait_ms = static_cast<uint64_t>(stdout_budget_.remaining_ns(mono_ns()) / 1'000'000 + 1);
+    stdout_resume_timer_.start(wait_ms, 0, [this] { resume_stdout(); });
+}
+
+void ModuleProcess::resume_stdout() {
     if (!stdout_) return;
-    pause_if_over_budget(*stdout_, stdout_budget_, stdout_resume_timer_, [this] {
-        if (stdout_) stdout_->start_read([this](std::string_view c) { on_stdout(c); }, [](int) {});
-    });
+    if (!stdout_held_.empty()) {
+        const uint64_t generation = spawn_generation_;
+        std::string held = std::move(stdout_held_);
+        stdout_held_.clear();
+        size_t used = feed_stdout(held);
+        if (!stdout_ || generation != spawn_generation_) return;
+        if (used < held.size()) stdout_held_ = held.substr(used);
+    }
+    if (!stdout_held_.empty() || stdout_budget_.exhausted(mono_ns())) return pause_stdout();
+    stdout_->start_read([this](std::string_view c) { on_stdout(c); }, [](int) {});
 }
 
 void ModuleProcess::on_stderr(std::string_view chunk) {

@@ -94,6 +94,11 @@ public:
 private:
     void spawn();
     void on_stdout(std::string_view chunk);
+    // Hands lines to on_line within the read budget; returns the bytes used (the rest waits).
+    size_t feed_stdout(std::string_view chunk);
+    // Stops reading stdout until the budget's next window (a timer resumes it).
+    void pause_stdout();
+    void resume_stdout();
     void on_stderr(std::string_view chunk);
     void on_line(std::string_view line);
     void handle_line(ModuleLine&& line);
@@ -121,6 +126,8 @@ private:
     std::unique_ptr<uv::Stream> stdout_;
     std::unique_ptr<uv::Stream> stderr_;
     LineFramer stdout_framer_;
+    std::string stdout_held_;  // read past the line budget: handled when the next window opens
+    uint64_t spawn_generation_ = 0;
     LineFramer stderr_framer_{64 * 1024};
     uv::Timer restart_timer_;
     uv::Timer stop_timer_;

@@ -2,9 +2,12 @@
 
 namespace pilogger {
 
-void LineFramer::feed(std::string_view chunk, const LineCallback& on_line,
-                      const OverflowCallback& on_overflow) {
+size_t LineFramer::feed(std::string_view chunk, const LineCallback& on_line, const OverflowCallback& on_overflow,
+                        size_t max_lines) {
+    const size_t total = chunk.size();
+    size_t delivered = 0;
     while (!chunk.empty()) {
+        if (delivered >= max_lines) return total - chunk.size();
         size_t newline = chunk.find('\n');
         std::string_view piece = chunk.substr(0, newline);
         bool complete = newline != std::string_view::npos;
@@ -15,6 +18,7 @@ void LineFramer::feed(std::string_view chunk, const LineCallback& on_line,
             if (complete) {
                 discarding_ = false;
                 ++overflowed_lines_;
+                ++delivered;
                 if (on_overflow) on_overflow(discarded_bytes_);
                 discarded_bytes_ = 0;
             }
@@ -28,6 +32,7 @@ void LineFramer::feed(std::string_view chunk, const LineCallback& on_line,
             if (complete) {
                 discarding_ = false;
                 ++overflowed_lines_;
+                ++delivered;
                 if (on_overflow) on_overflow(discarded_bytes_);
                 discarded_bytes_ = 0;
             }
@@ -43,9 +48,13 @@ void LineFramer::feed(std::string_view chunk, const LineCallback& on_line,
             line = partial_;
         }
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (!line.empty()) on_line(line);
+        if (!line.empty()) {
+            ++delivered;
+            on_line(line);
+        }
         partial_.clear();
     }
+    return total;
 }
 
 bool nests_deeper_than(std::string_view text, size_t limit) {
@@ -89,8 +98,11 @@ Message parse_message(std::string_view line) {
         m.problem = std::string("expected a JSON object, got ") + body.type_name();
         return m;
     }
+    // Ids are 64-bit signed: a larger one would come back as another number.
     if (auto it = body.find("id"); it != body.end()) {
-        if (it->is_number_integer()) {
+        bool fits = it->is_number_integer() &&
+                    !(it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+        if (fits) {
             m.id = it->get<int64_t>();
         } else if (!it->is_null()) {
             m.problem = "\"id\" must be an integer";
@@ -124,6 +136,7 @@ Message parse_message(std::string_view line) {
     } else {
         m.problem = "object has none of \"cmd\", \"ok\", \"event\"";
     }
+    // Kept for Invalid too: a broken reply is still recognisably a reply.
     m.body = std::move(body);
     return m;
 }

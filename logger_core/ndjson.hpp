@@ -34,8 +34,10 @@ public:
     explicit LineFramer(size_t max_line_bytes = kDefaultMaxLineBytes)
         : max_line_bytes_(max_line_bytes) {}
 
-    void feed(std::string_view chunk, const LineCallback& on_line,
-              const OverflowCallback& on_overflow);
+    // Delivers at most max_lines lines (over-long ones included) and returns how many bytes of
+    // chunk it consumed: all of them, unless max_lines stopped it (the caller keeps the rest).
+    size_t feed(std::string_view chunk, const LineCallback& on_line, const OverflowCallback& on_overflow,
+                size_t max_lines = SIZE_MAX);
     size_t buffered_bytes() const { return partial_.size(); }
     uint64_t overflowed_lines() const { return overflowed_lines_; }
 

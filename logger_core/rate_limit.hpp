@@ -49,6 +49,11 @@ public:
         roll(now_ns);
         return lines_ >= max_lines_ || bytes_ >= max_bytes_;
     }
+    // Lines still allowed in the current window.
+    uint64_t lines_left(int64_t now_ns) {
+        roll(now_ns);
+        return lines_ >= max_lines_ ? 0 : max_lines_ - lines_;
+    }
     // Nanoseconds until the current window ends.
     int64_t remaining_ns(int64_t now_ns) const { return std::max<int64_t>(0, start_ns_ + window_ns_ - now_ns); }
 

@@ -229,3 +229,106 @@ class Rig:
 
     def notes(self):
         return read_csv(os.path.join(self.session_dir(), "notes", "notes.csv"))
+
+
+# ---- the control socket, spoken directly (for tests that send what no real client would) ----
+
+def control_path(rig):
+    return os.path.join(rig.runtime, "pilogger", "control.sock")
+
+
+class ControlClient:
+    """NDJSON over the control socket with ids. Events that arrive between answers are kept in
+    .events (a subscribed client gets them); lines that are neither are kept in .others."""
+
+    def __init__(self, path, timeout=10):
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buffer = b""
+        self.next_id = 1
+        self.events = []
+        self.others = []
+        self.closed = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send_raw(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def read_line(self, timeout=10):
+        """The next line as bytes (without the newline), or None at EOF or timeout."""
+        import socket
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.closed:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                return None
+            except (ConnectionResetError, BrokenPipeError):
+                chunk = b""
+            if not chunk:
+                self.closed = True
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+    def read_message(self, timeout=10):
+        line = self.read_line(timeout)
+        return None if line is None else json.loads(line)
+
+    def answer(self, id_, timeout=10):
+        """Reads until the answer with this id (None: any answer) comes; keeps events meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.read_message(max(0.0, deadline - time.monotonic()))
+            if m is None:
+                raise AssertionError(f"no answer to id {id_!r} within {timeout} s (closed: {self.closed})")
+            if "event" in m and "ok" not in m:
+                self.events.append(m)
+            elif id_ is None or m.get("id") == id_:
+                return m
+            else:
+                self.others.append(m)
+
+    def request(self, cmd, args=None, timeout=10):
+        id_ = self.next_id
+        self.next_id += 1
+        line = {"id": id_, "cmd": cmd}
+        if args is not None:
+            line["args"] = args
+        self.send_raw(json.dumps(line) + "\n")
+        return self.answer(id_, timeout)
+
+    def module_command(self, name, cmd, args=None, timeout=10):
+        return self.request("module_command", {"name": name, "cmd": cmd, "args": args or {}}, timeout)
+
+
+def rss_kb(pid):
+    """VmRSS of a process in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def folder_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except FileNotFoundError:
+                pass
+    return total

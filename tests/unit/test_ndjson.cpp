@@ -87,3 +87,29 @@ TEST_CASE("builders make one-line JSON, even from invalid UTF-8") {
     CHECK(ev.body["frames"] == 10);
     CHECK(parse_message(make_ok(std::nullopt)).body["id"].is_null());
 }
+
+TEST_CASE("a line budget stops the framer mid-chunk, and the rest is fed later in order") {
+    LineFramer framer;
+    std::vector<std::string> lines;
+    auto on_line = [&](std::string_view line) { lines.emplace_back(line); };
+    const std::string chunk = "a\nb\n\nc\nd";
+    size_t used = framer.feed(chunk, on_line, {}, 2);
+    CHECK(lines == std::vector<std::string>{"a", "b"});
+    CHECK(used == 4);
+    used += framer.feed(std::string_view(chunk).substr(used), on_line, {}, 1);
+    CHECK(lines == std::vector<std::string>{"a", "b", "c"});
+    CHECK(used == 7);  // the empty line costs nothing
+    CHECK(framer.feed(std::string_view(chunk).substr(used), on_line, {}, 0) == 0);
+    CHECK(framer.feed(std::string_view(chunk).substr(used), on_line, {}) == 1);
+    framer.feed("\n", on_line, {});
+    CHECK(lines == std::vector<std::string>{"a", "b", "c", "d"});
+}
+
+TEST_CASE("ids beyond 64-bit signed are refused, not wrapped") {
+    CHECK(parse_message("{\"id\":9223372036854775807,\"cmd\":\"status\"}").id == INT64_MAX);
+    Message big = parse_message("{\"id\":9223372036854775808,\"cmd\":\"status\"}");
+    CHECK(big.kind == Message::Kind::Invalid);
+    CHECK(!big.id);
+    CHECK(big.problem == "\"id\" must be an integer");
+    CHECK(parse_message("{\"id\":-9223372036854775808,\"ok\":true}").id == INT64_MIN);
+}

@@ -47,7 +47,7 @@ fi
 max_len() {
   case "$1" in
     psync|sdp|neon_payloads) echo 4096 ;;
-    ndjson_framing|config_yaml|rtsp|rtp|h264) echo 16384 ;;
+    ndjson_framing|module_line|control_request|config_yaml|rtsp|rtp|h264) echo 16384 ;;
     http|websocket) echo 131072 ;;
     *) echo 8192 ;;
   esac

@@ -290,4 +290,43 @@ write("neon_payloads", "extreme-times", burst(0, 0, [1]) +
       b"\x03" + record(b"\x01" + struct.pack(">qq", 1_700_000_000_010, 2**63 - 1)))
 write("neon_payloads", "imu-wire-types", b"\x02" + record(
     b"\x08\x01\x12\x05\x0d\x00\x00\x80\x3f\x19" + b"\x00" * 8 + b"\x22\x00\x2a\x01\x00\x30\x05"))
+# ---- module_line: chunk-plan byte, then a module's stdout ----------------------------------
+module_out = "\n".join(json.dumps(m, separators=(",", ":")) for m in [
+    {"event": "hello", "protocol": 1, "version": "0.3.0", "type": "camera", "capabilities": ["record", "snapshot"]},
+    {"id": 1, "ok": True, "result": {"state": "ready"}},
+    {"event": "state", "state": "recording"},
+    {"event": "stats", "fps": 30.0, "frames": 901, "dropped": 0, "queue": {"depth": 1, "max": 4}},
+    {"event": "warning", "message": "exposure clipped"},
+    {"event": "error", "message": "device gone", "code": "device_lost"},
+    {"event": "log", "message": "Zo\u00eb \u2713"},
+    {"event": "device", "name": "neon", "connected": True},
+    {"id": 2, "ok": False, "error": {"code": "busy", "message": "recording"}},
+]) + "\n"
+write("module_line", "session", b"\x00" + module_out.encode())
+write("module_line", "session-bytewise-crlf", b"\x01" + module_out.replace("\n", "\r\n").encode())
+write("module_line", "wrong-types", b"\x05" + b'{"event":"warning","message":42}\n{"event":"hello","protocol":"1"}\n'
+      b'{"id":3,"ok":false,"error":{"code":5}}\n{"id":4,"ok":"yes"}\n{"event":"session","active":true}\n'
+      b'{"event":"stats","deep":[[[[[[[[[1]]]]]]]]]}\n{"event":"hello","protocol":1,"version":"x",'
+      b'"capabilities":[1]}\n\xff\xfe\n{"id":18446744073709551616,"ok":true}\n')
+
+# ---- control_request: chunk-plan byte, then a client's lines -------------------------------
+requests = "\n".join(json.dumps(r, separators=(",", ":")) for r in [
+    {"id": 1, "cmd": "status"},
+    {"id": 2, "cmd": "session_start", "args": {"label": "drive 3"}},
+    {"id": 3, "cmd": "trial_start", "args": {"label": "baseline"}},
+    {"id": 4, "cmd": "note", "args": {"text": "left turn", "mono_ns": 123456789}},
+    {"id": 5, "cmd": "module_command", "args": {"name": "cam0", "cmd": "snapshot", "args": {}}},
+    {"id": 6, "cmd": "module_restart", "args": {"name": "*"}},
+    {"id": 7, "cmd": "subscribe"},
+    {"id": 8, "cmd": "trial_stop"},
+    {"id": 9, "cmd": "session_stop"},
+    {"id": 10, "cmd": "shutdown"},
+]) + "\n"
+write("control_request", "session", b"\x00" + requests.encode())
+write("control_request", "session-chunks", b"\x09" + requests.encode())
+write("control_request", "wrong-types", b"\x03" + b'{"id":1,"cmd":5}\n{"id":2,"cmd":"note","args":{"text":7}}\n'
+      b'{"id":3,"cmd":"trial_start","args":{"label":["x"]}}\n{"id":4,"cmd":"module_command","args":'
+      b'{"name":"cam0","cmd":"x","args":[1]}}\n{"id":5,"cmd":"note","args":{"text":"a","mono_ns":-1}}\n'
+      b'{"id":"6","cmd":"status"}\n{"id":7,"cmd":"status","args":"x"}\n{"id":8,"cmd":"nope"}\n')
+
 print("seeds written under", os.path.join(HERE, "corpus"))

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <sys/stat.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 
 #include <cerrno>
 #include <algorithm>
@@ -522,8 +523,8 @@ void check_quotes(const std::string& text, const YAML::Node& node, const std::st
 }
 
 // The line (0-based) of the document marker (---) that begins the document whose content
-// starts at content_line.
-int document_marker_line(const std::string& text, int content_line) {
+// starts at content_line, if there is one.
+std::optional<int> document_marker_line(const std::string& text, int content_line) {
     int line = 0;
     int marker = -1;
     for (size_t at = 0; at < text.size() && line <= content_line; ++line) {
@@ -535,20 +536,67 @@ int document_marker_line(const std::string& text, int content_line) {
         if (nl == std::string::npos) break;
         at = nl + 1;
     }
-    return marker >= 0 ? marker : content_line;
+    if (marker < 0) return std::nullopt;
+    return marker;
+}
+
+// Where the content of a second, non-empty YAML document starts (0-based line), if there is one.
+// Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some broken documents (it
+// keeps handing back the same empty document; a fuzzer found "# x\n!y, z" in seconds).
+std::optional<int> second_document_line(const std::string& text) {
+    // Notes the first node of each document: the document is empty when that is a null.
+    class FirstNode : public YAML::EventHandler {
+    public:
+        bool empty = true;
+        YAML::Mark mark;
+        void OnDocumentStart(const YAML::Mark&) override { seen_ = false; }
+        void OnDocumentEnd() override {}
+        void OnNull(const YAML::Mark& m, YAML::anchor_t) override { note(m, true); }
+        void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { note(m, false); }
+        void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { note(m, false); }
+        void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+            note(m, false);
+        }
+        void OnSequenceEnd() override {}
+        void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+            note(m, false);
+        }
+        void OnMapEnd() override {}
+
+    private:
+        void note(const YAML::Mark& m, bool null) {
+            if (seen_) return;
+            seen_ = true;
+            empty = null;
+            mark = m;
+        }
+        bool seen_ = false;
+    };
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    FirstNode first;
+    if (!parser.HandleNextDocument(first)) return std::nullopt;
+    // Empty documents (a trailing ---) are fine; a bounded look past them ends the endless case.
+    for (int document = 1; document < 64 && parser.HandleNextDocument(first); ++document) {
+        if (!first.empty) return first.mark.line;
+    }
+    return std::nullopt;
 }
 
 Config parse_config(const std::string& text, const std::string& source_name, bool check_host) {
     YAML::Node root;
     try {
-        std::vector<YAML::Node> documents = YAML::LoadAll(text);
-        if (!documents.empty()) root = documents.front();
-        for (size_t i = 1; i < documents.size(); ++i) {
-            if (!documents[i].IsDefined() || documents[i].IsNull()) continue;
-            const int line = document_marker_line(text, documents[i].Mark().line);
-            throw ConfigError(source_name + ":" + std::to_string(line + 1) +
-                              ":1: a second YAML document begins here (after ---); a pilogger config is one "
-                              "document: remove this --- and what follows, or merge it into the first");
+        root = YAML::Load(text);
+        if (std::optional<int> line = second_document_line(text)) {
+            if (std::optional<int> marker = document_marker_line(text, *line)) {
+                throw ConfigError(source_name + ":" + std::to_string(*marker + 1) +
+                                  ":1: a second YAML document begins here (after ---); a pilogger config is one "
+                                  "document: remove this --- and what follows, or merge it into the first");
+            }
+            // yaml-cpp took text that does not fit the document above for the start of another.
+            throw ConfigError(source_name + ":" + std::to_string(*line + 1) +
+                              ":1: YAML syntax error: this line does not continue the document above it "
+                              "(check its indentation and the line before)");
         }
     } catch (const YAML::DeepRecursion& e) {
         // yaml-cpp (0.7+) stops its recursive parser at a fixed depth (about 500 nested

@@ -1,5 +1,6 @@
 #include "neon_device.hpp"
 
+#include "checked_math.hpp"
 #include "clock.hpp"
 #include "sdp.hpp"
 
@@ -87,20 +88,22 @@ bool NeonClock::drift_fitted() const {
 
 int64_t NeonClock::device_minus_mono_at(int64_t mono) const {
     if (!drift_fitted()) return *latest_;
-    return base_ns_ + std::llround(fit_.offset_us_at(mono) * 1000.0);
+    return saturating_add(base_ns_, std::llround(fit_.offset_us_at(mono) * 1000.0));
 }
 
 std::optional<int64_t> NeonClock::to_mono_ns(int64_t device_ns) const {
     if (!latest_) return std::nullopt;
     // The offset drifts by a few parts per million: two steps settle mono to well under 1 ns.
-    int64_t mono = device_ns - *latest_;
-    mono = device_ns - device_minus_mono_at(mono);
-    return device_ns - device_minus_mono_at(mono);
+    // A device time that lands outside int64 on our clock has no host time.
+    std::optional<int64_t> mono = checked_sub(device_ns, *latest_);
+    if (mono) mono = checked_sub(device_ns, device_minus_mono_at(*mono));
+    if (mono) mono = checked_sub(device_ns, device_minus_mono_at(*mono));
+    return mono;
 }
 
 std::optional<int64_t> NeonClock::to_device_ns(int64_t mono) const {
     if (!latest_) return std::nullopt;
-    return mono + device_minus_mono_at(mono);
+    return checked_add(mono, device_minus_mono_at(mono));
 }
 
 void NeonClock::add_burst(const std::vector<TimeEchoSample>& samples, int64_t estimate) {
@@ -113,12 +116,13 @@ void NeonClock::add_burst(const std::vector<TimeEchoSample>& samples, int64_t es
     }
     const int64_t at = samples.front().send_mono_ns + mid_sum / static_cast<int64_t>(samples.size());
     // A phone clock stepped (by NTP, or by hand) breaks the line: start a new one from here.
-    if (drift_fitted() && std::llabs(estimate - device_minus_mono_at(at)) > kClockStepNs) {
+    // In doubles: the phone's estimate is the phone's word, and may be anything.
+    if (drift_fitted() && std::fabs(static_cast<double>(estimate) - static_cast<double>(device_minus_mono_at(at))) > kClockStepNs) {
         ++steps_;
         fit_.reset();
     }
     if (!fit_.valid()) base_ns_ = estimate;
-    fit_.add(at, static_cast<double>(estimate - base_ns_) / 1000.0, static_cast<double>(rtt_min) / 1000.0);
+    fit_.add(at, static_cast<double>(saturating_sub(estimate, base_ns_)) / 1000.0, static_cast<double>(rtt_min) / 1000.0);
 }
 
 void NeonDevice::start() {

@@ -182,7 +182,12 @@ void WebSocketClient::send_frame(uint8_t opcode, std::string_view payload) {
 // ---- Time Echo ----
 std::optional<int64_t> time_echo_phone_ms(std::string_view reply, int64_t sent_host_ms) {
     if (reply.size() < 16 || static_cast<int64_t>(get_u64_be(reply)) != sent_host_ms) return std::nullopt;
-    return static_cast<int64_t>(get_u64_be(reply.substr(8)));
+    // A phone's unix time is after 1970 and before 2200; beyond, it is no time (and its ns would
+    // not fit in int64).
+    constexpr uint64_t kYear2200Ms = 7'258'118'400'000;
+    const uint64_t phone_ms = get_u64_be(reply.substr(8));
+    if (phone_ms > kYear2200Ms) return std::nullopt;
+    return static_cast<int64_t>(phone_ms);
 }
 
 int64_t TimeEchoSample::offset_ms() const {

@@ -93,7 +93,8 @@ struct TimeEchoSample {
 };
 
 // One Time Echo reply: 16 bytes, our t1 echoed (u64 big-endian ms) then the phone's unix ms. The
-// phone's ms; nullopt when fewer than 16 bytes or the echo does not match sent_host_ms.
+// phone's ms; nullopt when fewer than 16 bytes, the echo does not match sent_host_ms, or the
+// phone's time is no time (before 1970 or after 2200).
 std::optional<int64_t> time_echo_phone_ms(std::string_view reply, int64_t sent_host_ms);
 
 // The estimate of a burst: the median over the quickest half of the round trips (queueing on

@@ -244,3 +244,10 @@ TEST_CASE("eye tracker addresses: IPv4 numbers up to 255, ports 1 to 65535, host
     e = error_of("data_dir: /d\nmodules:\n  eyetracker:\n    address: simulator\n    simulator: {scene_size: 1601x1200}\n");
     CHECK(e.find("modules.eyetracker.simulator.scene_size: expected WIDTHxHEIGHT with even numbers") != std::string::npos);
 }
+
+TEST_CASE("text yaml-cpp takes for an endless run of empty documents is a syntax error at its line") {
+    // yaml-cpp 0.7's LoadAll looped forever on this, allocating until the OOM killer came.
+    std::string e = error_of("# a comment\n  eds with simulated devices.\n# x:\n!otes, two sim");
+    CHECK(e.find("test.yaml:4:1: YAML syntax error: this line does not continue the document above") == 0);
+    CHECK(error_of(",\n").find("test.yaml:") == 0);
+}

@@ -336,6 +336,9 @@ TEST_CASE("neon client: Time Echo replies and REST answers") {
     CHECK(time_echo_phone_ms(reply, 1'700'000'000'000) == 1'700'000'003'700);
     CHECK_FALSE(time_echo_phone_ms(reply, 1'700'000'000'001));
     CHECK_FALSE(time_echo_phone_ms(reply.substr(0, 15), 1'700'000'000'000));
+    // A phone time whose ns would not fit in int64 (the fuzzer sent 2^63-1 ms) is no time.
+    std::string far = reply.substr(0, 8) + std::string("\x7f\xff\xff\xff\xff\xff\xff\xff", 8);
+    CHECK_FALSE(time_echo_phone_ms(far, 1'700'000'000'000));
 
     Response r;
     r.status = 400;
@@ -350,4 +353,17 @@ TEST_CASE("neon client: Time Echo replies and REST answers") {
     a = read_rest_answer(r, "GET", "/x");
     CHECK(a.ok);
     CHECK(a.result == nlohmann::json::array({1}));
+}
+
+TEST_CASE("neon clock: a device time beyond int64 on the host clock maps to nothing") {
+    NeonClock clock(10);
+    TimeEchoSample s;
+    s.host_unix_ms = 1'700'000'000'000;
+    s.phone_unix_ms = 1'700'000'003'700;
+    s.send_mono_ns = 1'000'000'000;
+    s.receive_mono_ns = 1'002'000'000;
+    clock.add_burst({s}, s.device_minus_mono_ns());
+    CHECK(clock.to_mono_ns(s.phone_unix_ms * 1'000'000).has_value());
+    CHECK_FALSE(clock.to_mono_ns(std::numeric_limits<int64_t>::min()));
+    CHECK_FALSE(clock.to_device_ns(std::numeric_limits<int64_t>::max()));
 }

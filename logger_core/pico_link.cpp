@@ -501,9 +501,12 @@ void PicoLink::on_hello(const psync::Line& line, std::string_view text, int64_t 
         same_boot_confirmed_ = true;  // the lines still going back are no restart
     }
     boot_check_pending_ = false;
-    fw_ = line.fw;
-    board_ = line.board;
-    uid_ = line.uid;
+    // One boot runs one firmware: what a HELLO of the same boot says otherwise is not taken.
+    if (fresh || state_ != State::Ready) {
+        fw_ = line.fw;
+        board_ = line.board;
+        uid_ = line.uid;
+    }
     if (state_ != State::Ready) {
         state_ = State::Ready;
         ++connects_;

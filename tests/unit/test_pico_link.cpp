@@ -347,6 +347,12 @@ TEST_CASE("pico link: a hostile Pico's lines are counted, recorded at a bounded 
     CHECK(has("speaks PSYNC/2, expected PSYNC/1"));
     CHECK(has("(repeated or out of order; ignored)"));
     CHECK(link.segment() == 1);  // the PSYNC/2 HELLO changed nothing
+    // The same boot saying another firmware: one boot runs one firmware, nothing changes.
+    pico.say("HELLO 0 " + std::to_string(t) + " proto=1 fw=evil board=evil boot=0000beef uid=2\n");
+    pico.say(pico.next_line("FOO", t) + "\n");
+    REQUIRE(test::run_until(loop, [&] { return counter("lines_unknown") == 1; }, 1000));
+    CHECK(link.status()["firmware"] == "9.9");
+    CHECK(link.segment() == 1);
     CHECK(link.status()["pico_errors"] == 0);
 
     // One line far ahead: the Pico's own lines after it go back, until HELLO shows the same boot

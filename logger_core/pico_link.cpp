@@ -738,7 +738,8 @@ void PicoLink::finish_burst() {
         }
     }
     bool keep = best >= 0;
-    if (keep && fit_.points() >= 3) {
+    // From the first point on: two well-formed lies would otherwise outvote it (the median of three).
+    if (keep && fit_.valid()) {
         const SyncExchange& x = burst_.pings[static_cast<size_t>(best)].exchange;
         double jump = x.offset_us() - fit_.offset_us_at(x.host_mid_ns());
         if (std::fabs(jump) > kImplausibleOffsetUs) {

@@ -401,6 +401,8 @@ class HostilePico(unittest.TestCase):
         cases.append(Case("64 KiB of binary, one line", raw(binary + b"\n"), detail="over 160 bytes"))
         cases.append(Case("HELLO again unasked, same boot, other fields", self.hello_again, counter=None))
         cases.append(Case("HB seq a million ahead", self.jump_ahead, counter=ORDER, at_least=True))
+        cases.append(Case("a burst of PONGs an hour off, just after a reboot", self.liar_after_reboot, counter=None,
+                          segments=1, loose=True, timeout=10))
         cases.append(Case("silent mid-burst for 4 s", self.silent_mid_burst, counter="pongs_missing", at_least=True,
                           event="pico_unhealthy", detail="no heartbeat", timeout=10, loose=True))
         cases.append(Case("crash to the REPL mid-line", self.crash_mid_line, n=5, at_least=True, event="pico_repl",
@@ -434,6 +436,27 @@ class HostilePico(unittest.TestCase):
         p.send("HB {ahead} {t} up=1 led={mask} drop=0", ahead=p.seq + 1_000_000, mask=mask(p))
         wait_for(lambda: self.pico()["lines_lost"] >= lost + 999_999, 5, what="the jump counted as lines lost")
         wait_for(lambda: self.pico()["lines_lost"] < lost + 1000, 5, what="the jump undone")
+
+    def liar_after_reboot(self, p):
+        """A new boot whose fit has one exchange, then a burst of well-formed PONGs an hour off (a
+        liar: its clock did not jump): they stay out of the fit, which stays true. (Fewer than three
+        such bursts in a row: three would be taken as a clock that jumped.)"""
+        segment = self.pico()["segment"]
+        p.reboot()
+        wait_for(lambda: (lambda s: s["segment"] > segment and (s.get("fit") or {}).get("points", 0) >= 1)(
+            self.pico()), 5, what="the new boot's first exchange")
+        left = [4]  # one burst (ping_burst: 4), or the ends of two
+
+        def lie(fake, nonce, t_rx):
+            with fake.lock:
+                fake.write(f"PONG {fake.next_seq()} {nonce} {t_rx + HOUR_US} {pico_us() + HOUR_US}\n".encode())
+            left[0] -= 1
+            if left[0] > 0:
+                fake.hijack = lie
+        p.hijack = lie
+        wait_for(lambda: left[0] == 0, 10, what="4 PINGs answered an hour off")
+        exchanges = self.pico()["exchanges"]
+        wait_for(lambda: self.pico()["exchanges"] >= exchanges + 4, 5, what="a true burst after them")
 
     def silent_mid_burst(self, p):
         rows_before = len(self.rig.events())

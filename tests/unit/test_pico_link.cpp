@@ -79,6 +79,7 @@ public:
     std::string received;  // everything the host sent
     std::map<std::string, int> commands;
     bool answer = true;
+    int lies = 0;
     uint32_t seq_ = 0;
 
 private:
@@ -102,7 +103,13 @@ private:
             ++commands[cmd];
             if (!answer) continue;
             if (cmd == "HELLO?") say(hello());
-            if (cmd == "PING") say("PONG " + std::to_string(++seq_) + " " + a + " " + std::to_string(t_rx) + " " + std::to_string(now_us()) + "\n");
+            if (cmd == "PING") {
+                // A liar adds an hour to the next `lies` answers.
+                uint64_t lie = lies > 0 ? 3'600'000'000ull : 0;
+                if (lies > 0) --lies;
+                say("PONG " + std::to_string(++seq_) + " " + a + " " + std::to_string(t_rx + lie) + " " +
+                    std::to_string(now_us() + lie) + "\n");
+            }
             if (cmd == "LED") {
                 say(next_line("ACK", now_us()) + " " + a + "\n");
                 say(next_line("LED", now_us()) + " " + b + " " + c + " id=" + a + "\n");
@@ -366,10 +373,22 @@ TEST_CASE("pico link: a hostile Pico's lines are counted, recorded at a bounded 
     CHECK(counter("lines_lost") == lost);  // the jump lost nothing
     CHECK(link.segment() == 1);
 
+    // A new boot whose fit has one exchange, then a burst of PONGs an hour off: kept out of the fit
+    // (two such points would outvote the first in a median of three).
+    pico.reboot("0000f00d");
+    REQUIRE(test::run_until(loop, [&] { return link.segment() == 2 && link.fit().points() == 1; }, 2000));
+    pico.lies = 4;  // the next burst
+    REQUIRE(test::run_until(loop, [&] { return pico.lies == 0; }, 2000));
+    size_t points = link.fit().points();
+    REQUIRE(test::run_until(loop, [&] { return link.fit().points() > points; }, 2000));
+    CHECK(std::fabs(link.fit().offset_us_at(mono_ns()) - offset) < 1000);
+    CHECK(count("pico_clock_jump") == 0);
+
     // Afterwards: the same boot, the same fit, clock exchanges as before.
     size_t exchanges = counter("exchanges");
     REQUIRE(test::run_until(loop, [&] { return counter("exchanges") > exchanges; }, 2000));
     CHECK(link.ready());
+    CHECK(link.segment() == 2);
     CHECK(std::fabs(link.fit().offset_us_at(mono_ns()) - offset) < 1000);
 
     bool closed = false;

@@ -115,8 +115,12 @@ std::string pico_summary(const json& p) {
     json led = read::field(p, "led");
     out += ", LED " + (led.is_string() ? led.get<std::string>() : std::string("unknown"));
     out += ", " + number(read::field(p, "lines_lost")) + " lines lost";
-    uint64_t bad = read::integer(p, "lines_bad", 0);
-    if (bad > 0) out += ", " + std::to_string(bad) + " bad";
+    // What a misbehaving device sent (docs/pico_w.md, "What the link accepts").
+    for (const auto& [key, what] : {std::pair{"lines_bad", " bad"}, std::pair{"lines_out_of_order", " out of order"},
+                                    std::pair{"replies_unmatched", " unasked replies"}}) {
+        int64_t n = read::integer(p, key, 0);
+        if (n > 0) out += ", " + std::to_string(n) + what;
+    }
     return out;
 }
 }  // namespace

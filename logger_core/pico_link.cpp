@@ -38,7 +38,12 @@ constexpr double kImplausibleOffsetUs = 50'000;
 constexpr int kImplausibleInRow = 3;
 constexpr uint64_t kEmulatorRestartMs = 2000;
 constexpr uint64_t kEmulatorKillMs = 2000;
-constexpr int kLoggedBadLines = 20;
+// An LED line comes right after the pin changed: a time further than this from the Pico's clock
+// (as fitted, or since its HELLO) is not a real change.
+constexpr double kMaxLedSkewUs = 10e6;
+// Command ids remembered, so an ACK or ERR can be told from a reply to nothing.
+constexpr size_t kRememberedIds = 64;
+constexpr int64_t kFloodReportNs = 1'000'000'000;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -124,7 +129,7 @@ void PicoLink::stop() {
         t->stop();
     }
     // Leave the LED dark. By now the last trial's stop instant has passed.
-    if (state_ == State::Ready) send(psync::stop("quit", config_.led_channel));
+    if (state_ == State::Ready) send_command("quit", psync::stop("quit", config_.led_channel));
     close_port();
     if (emulator_ && emulator_->running()) {
         emulator_->kill(SIGTERM);
@@ -261,6 +266,9 @@ void PicoLink::read_input(int64_t t4_ns) {
             splitter_.feed(std::string_view(buf, static_cast<size_t>(n)), [this, t4_ns](std::string_view line) {
                 if (fd_ >= 0) handle_line(line, t4_ns);
             });
+            for (; overlong_reported_ < splitter_.overlong_lines(); ++overlong_reported_) {
+                report_bad("a line over " + std::to_string(psync::kMaxLineBytes) + " bytes, dropped unread", "");
+            }
             if (fd_ >= 0 && splitter_.prompt_pending()) recover_from_prompt();
             continue;
         }
@@ -324,6 +332,16 @@ bool PicoLink::send(std::string text, int ping_index) {
     return true;
 }
 
+bool PicoLink::send_command(const std::string& cmd_id, std::string text) {
+    sent_ids_.push_back(cmd_id);
+    if (sent_ids_.size() > kRememberedIds) sent_ids_.pop_front();
+    return send(std::move(text));
+}
+
+bool PicoLink::sent_command(std::string_view cmd_id) const {
+    return std::find(sent_ids_.begin(), sent_ids_.end(), cmd_id) != sent_ids_.end();
+}
+
 void PicoLink::flush_output() {
     while (fd_ >= 0 && !out_.empty()) {
         Outgoing& o = out_.front();
@@ -365,35 +383,76 @@ void PicoLink::handle_line(std::string_view text, int64_t t4_ns) {
         handle_parsed_line(text, t4_ns);
     } catch (const std::exception& e) {
         ++lines_bad_;
-        if (lines_bad_ <= kLoggedBadLines) log("warning", std::string("Pico W: a line could not be handled: ") + e.what());
+        report_bad(std::string("the line could not be handled: ") + e.what(), text);
     }
 }
 
+void PicoLink::report_bad(const std::string& problem, std::string_view text) {
+    // Counted by the caller; recorded at a bounded rate (tick() sums the rest in pico_flood).
+    if (!report_limit_.allow(mono_ns())) return;
+    std::string detail = text.empty() ? problem : problem + ": " + excerpt(text);
+    log("warning", "Pico W sent a line it should not have (" + detail + ")");
+    event("pico_bad_line", detail);
+}
+
 void PicoLink::handle_parsed_line(std::string_view text, int64_t t4_ns) {
-    std::optional<psync::Line> parsed = psync::parse_line(text);
+    std::string why;
+    std::optional<psync::Line> parsed = psync::parse_line(text, &why);
     if (!parsed) {
         ++lines_bad_;
-        if (lines_bad_ <= kLoggedBadLines) log("debug", "Pico W: ignored a line that is not PSYNC/1: " + excerpt(text));
-        return;
+        return report_bad(why, text);
     }
     const psync::Line& line = *parsed;
-    if (line.kind == psync::Kind::Hello) return on_hello(line, t4_ns);
+    if (line.kind == psync::Kind::Hello) return on_hello(line, text, t4_ns);
     // Until HELLO names the boot, times cannot be placed in a clock segment.
     if (state_ != State::Ready) return;
     if (line.has_seq) {
+        std::optional<uint32_t> last = seq_.last();
         uint64_t lost = 0;
         psync::SeqTracker::Result r = seq_.add(line.seq, &lost);
-        if (r == psync::SeqTracker::Result::Gap) lines_lost_ += lost;
-        if (r == psync::SeqTracker::Result::Restart) {
-            return end_segment("its line numbers started again at " + std::to_string(line.seq));
+        if (r == psync::SeqTracker::Result::Gap) {
+            lines_lost_ += lost;
+            last_gap_ = lost;
         }
+        if (r == psync::SeqTracker::Result::Back) {
+            // A repeated or stray line, or a restart whose HELLO was lost: ignored either way,
+            // and the HELLO asked for now tells which (a new boot id starts a new segment).
+            ++lines_out_of_order_;
+            report_bad("seq " + std::to_string(line.seq) + " after " + std::to_string(last.value_or(0)) +
+                           " (repeated or out of order; ignored)",
+                       text);
+            // Or the stray line was the one before, far ahead: then the lines that go back count
+            // up on their own. Once HELLO showed the same boot, three of them in a row are the
+            // Pico's own numbering again.
+            back_in_order_ = back_seq_.add(line.seq) == psync::SeqTracker::Result::InOrder ? back_in_order_ + 1 : 0;
+            if (same_boot_confirmed_ && back_in_order_ >= 2) {
+                seq_.reset();
+                seq_.add(line.seq);
+                lines_lost_ -= std::min(lines_lost_, last_gap_);  // that jump lost nothing
+                last_gap_ = 0;
+                end_back_run();
+                return;
+            }
+            return check_boot();
+        }
+        end_back_run();
     }
     switch (line.kind) {
-        case psync::Kind::Pong: return on_pong(line, t4_ns);
-        case psync::Kind::Led: return on_led(line);
+        case psync::Kind::Pong: return on_pong(line, text, t4_ns);
+        case psync::Kind::Led: return on_led(line, text, t4_ns);
         case psync::Kind::Heartbeat: return on_heartbeat(line, t4_ns);
-        case psync::Kind::Ack: return;
+        case psync::Kind::Ack:
+            if (!sent_command(line.cmd_id)) {
+                ++replies_unmatched_;
+                report_bad("an ACK of command " + line.cmd_id + ", which was never sent", text);
+            }
+            return;
         case psync::Kind::Err:
+            // "-": the firmware could not read the command's id.
+            if (line.cmd_id != "-" && !sent_command(line.cmd_id)) {
+                ++replies_unmatched_;
+                return report_bad("an ERR for command " + line.cmd_id + ", which was never sent", text);
+            }
             ++pico_errors_;
             // A device that repeats itself is recorded at a bounded rate (the counters stay exact).
             if (!report_limit_.allow(mono_ns())) return;
@@ -402,7 +461,7 @@ void PicoLink::handle_parsed_line(std::string_view text, int64_t t4_ns) {
             event("pico_error", "cmd_id=" + line.cmd_id + " code=" + std::to_string(line.code) + " " + line.err_word);
             return;
         case psync::Kind::Log:
-            if (line.log_level != "info" && !report_limit_.allow(mono_ns())) return;
+            if (!report_limit_.allow(mono_ns())) return;
             if (line.log_level == "info") {
                 log("debug", "Pico W: " + line.text);
             } else {
@@ -415,12 +474,39 @@ void PicoLink::handle_parsed_line(std::string_view text, int64_t t4_ns) {
     }
 }
 
-void PicoLink::on_hello(const psync::Line& line, int64_t t4_ns) {
+void PicoLink::end_back_run() {
+    back_seq_.reset();
+    back_in_order_ = 0;
+    same_boot_confirmed_ = false;
+}
+
+void PicoLink::check_boot() {
+    int64_t now = mono_ns();
+    if (boot_check_pending_ && now < boot_check_due_ns_) return;
+    boot_check_pending_ = true;
+    boot_check_due_ns_ = now + kHelloRetryNs;
+    send(psync::hello_query());
+}
+
+void PicoLink::on_hello(const psync::Line& line, std::string_view text, int64_t t4_ns) {
+    if (line.proto != 1) {
+        // Another protocol may mean other fields: nothing it says can be trusted.
+        ++lines_bad_;
+        return report_bad("speaks PSYNC/" + std::to_string(line.proto) + ", expected PSYNC/1", text);
+    }
     bool fresh = line.boot != boot_;
-    if (fresh) new_segment(line.boot, line.fw, t4_ns);
-    fw_ = line.fw;
-    board_ = line.board;
-    uid_ = line.uid;
+    if (fresh) {
+        new_segment(line, t4_ns);
+    } else if (boot_check_pending_ && back_seq_.last()) {
+        same_boot_confirmed_ = true;  // the lines still going back are no restart
+    }
+    boot_check_pending_ = false;
+    // One boot runs one firmware: what a HELLO of the same boot says otherwise is not taken.
+    if (fresh || state_ != State::Ready) {
+        fw_ = line.fw;
+        board_ = line.board;
+        uid_ = line.uid;
+    }
     if (state_ != State::Ready) {
         state_ = State::Ready;
         ++connects_;
@@ -441,39 +527,27 @@ void PicoLink::on_hello(const psync::Line& line, int64_t t4_ns) {
     apply_led_state();
 }
 
-void PicoLink::new_segment(const std::string& boot, const std::string& fw, int64_t at_ns) {
+void PicoLink::new_segment(const psync::Line& hello, int64_t at_ns) {
     write_unmapped_leds();
     ++segment_;
-    boot_ = boot;
+    boot_ = hello.boot;
+    hello_pico_us_ = hello.t_us;
+    hello_host_ns_ = at_ns;
     fit_.reset();
     seq_.reset();
+    end_back_run();
     implausible_in_row_ = 0;
     burst_.active = false;
     led_on_.reset();
-    segments_.push_back(Segment{segment_, boot, fw, at_ns});
+    segments_.push_back(Segment{segment_, hello.boot, hello.fw, at_ns});
     if (segments_.size() > 1000) segments_.erase(segments_.begin());
+    // A device that says a new boot id many times a second: recorded at the bounded rate.
+    if (!report_limit_.allow(at_ns)) return;
     if (segment_ > 1) {
-        log("info", "Pico W clock segment " + std::to_string(segment_) + " begins (boot " + boot +
+        log("info", "Pico W clock segment " + std::to_string(segment_) + " begins (boot " + hello.boot +
                         "): the Pico restarted, so its clock is fitted afresh");
     }
-    event("pico_segment", "segment=" + std::to_string(segment_) + " boot=" + boot, at_ns);
-}
-
-void PicoLink::end_segment(const std::string& why) {
-    log("warning", "Pico W restarted (" + why + "); waiting for its HELLO to begin a new clock segment");
-    event("pico_restart", why);
-    boot_.clear();  // whatever HELLO comes next starts a new segment
-    write_unmapped_leds();
-    fit_.reset();
-    seq_.reset();
-    burst_.active = false;
-    burst_timer_.stop();
-    ping_timer_.stop();
-    burst_done_timer_.stop();
-    state_ = State::AwaitHello;
-    send(psync::hello_query());
-    hello_attempts_ = 1;
-    next_hello_ns_ = mono_ns() + kHelloRetryNs;
+    event("pico_segment", "segment=" + std::to_string(segment_) + " boot=" + hello.boot, at_ns);
 }
 
 void PicoLink::recover_from_prompt() {
@@ -495,16 +569,25 @@ void PicoLink::recover_from_prompt() {
     next_hello_ns_ = now + kHelloRetryNs;
 }
 
-void PicoLink::on_pong(const psync::Line& line, int64_t t4_ns) {
-    if (!burst_.active || burst_.segment != segment_) return;
-    for (Ping& p : burst_.pings) {
-        if (p.sent && !p.answered && p.nonce == line.nonce) {
-            p.answered = true;
-            p.exchange.pico_rx_us = line.t_rx_us;
-            p.exchange.pico_tx_us = line.t_tx_us;
-            p.exchange.host_t4_ns = t4_ns;
-            break;
+void PicoLink::on_pong(const psync::Line& line, std::string_view text, int64_t t4_ns) {
+    bool matched = false;
+    if (burst_.active && burst_.segment == segment_) {
+        for (Ping& p : burst_.pings) {
+            if (p.sent && !p.answered && p.nonce == line.nonce) {
+                p.answered = true;
+                p.exchange.pico_rx_us = line.t_rx_us;
+                p.exchange.pico_tx_us = line.t_tx_us;
+                p.exchange.host_t4_ns = t4_ns;
+                matched = true;
+                break;
+            }
         }
+    }
+    if (!matched) {
+        ++replies_unmatched_;
+        return report_bad("a PONG for nonce " + line.nonce + ", which no PING waits for (never sent, already answered, "
+                          "or after its burst)",
+                          text);
     }
     if (burst_.next < burst_.pings.size()) return;
     for (const Ping& p : burst_.pings) {
@@ -513,7 +596,24 @@ void PicoLink::on_pong(const psync::Line& line, int64_t t4_ns) {
     finish_burst();
 }
 
-void PicoLink::on_led(const psync::Line& line) {
+std::optional<double> PicoLink::pico_clock_at(int64_t host_ns) const {
+    if (fit_.valid()) return fit_.pico_us_at(host_ns);
+    if (hello_host_ns_ != 0) {
+        return static_cast<double>(hello_pico_us_) + static_cast<double>(host_ns - hello_host_ns_) / 1e3;
+    }
+    return std::nullopt;
+}
+
+void PicoLink::on_led(const psync::Line& line, std::string_view text, int64_t t4_ns) {
+    if (std::optional<double> now_us = pico_clock_at(t4_ns)) {
+        double off_us = static_cast<double>(line.t_us) - *now_us;
+        if (std::fabs(off_us) > kMaxLedSkewUs) {
+            ++lines_bad_;
+            return report_bad("an LED change at " + std::to_string(line.t_us) + " us, " + fixed(off_us / 1e6, 1) +
+                                  " s from the Pico's clock",
+                              text);
+        }
+    }
     if (line.channel == config_.led_channel) led_on_ = line.level != 0;
     if (!fit_.valid()) {
         // Mapped once the segment's first exchange is in (a burst later).
@@ -554,8 +654,15 @@ void PicoLink::on_heartbeat(const psync::Line& line, int64_t t4_ns) {
 }
 
 void PicoLink::tick() {
-    if (fd_ < 0) return;
     int64_t now = mono_ns();
+    if (now - last_flood_report_ns_ >= kFloodReportNs) {
+        last_flood_report_ns_ = now;
+        if (uint64_t n = report_limit_.take_suppressed(); n > 0) {
+            event("pico_flood", std::to_string(n) + " more reports about the Pico's lines over the rate limit, not "
+                                "recorded one by one (status pico counts every line)");
+        }
+    }
+    if (fd_ < 0) return;
     if (state_ == State::AwaitHello && now >= next_hello_ns_) {
         ++hello_attempts_;
         if (hello_attempts_ == 3) {
@@ -631,7 +738,8 @@ void PicoLink::finish_burst() {
         }
     }
     bool keep = best >= 0;
-    if (keep && fit_.points() >= 3) {
+    // From the first point on: two well-formed lies would otherwise outvote it (the median of three).
+    if (keep && fit_.valid()) {
         const SyncExchange& x = burst_.pings[static_cast<size_t>(best)].exchange;
         double jump = x.offset_us() - fit_.offset_us_at(x.host_mid_ns());
         if (std::fabs(jump) > kImplausibleOffsetUs) {
@@ -682,9 +790,11 @@ std::string PicoLink::next_id(const std::string& prefix) { return prefix + std::
 void PicoLink::apply_led_state() {
     if (state_ != State::Ready) return;
     if (led_wanted_) {
-        send(psync::led("t" + std::to_string(trial_) + "on", config_.led_channel, 1));
+        const std::string id = "t" + std::to_string(trial_) + "on";
+        send_command(id, psync::led(id, config_.led_channel, 1));
     } else {
-        send(psync::led(next_id("idle"), config_.led_channel, 0));
+        const std::string id = next_id("idle");
+        send_command(id, psync::led(id, config_.led_channel, 0));
     }
 }
 
@@ -713,7 +823,7 @@ void PicoLink::send_trial_code(int trial, int64_t start_at_mono_ns) {
         log("warning", "Pico W: no clock fit yet, so trial " + n +
                            "'s code starts when the Pico reads it rather than at the start instant");
     }
-    send(psync::code("t" + n + "code", config_.led_channel, bits, config_.code_bit_ms, at));
+    send_command("t" + n + "code", psync::code("t" + n + "code", config_.led_channel, bits, config_.code_bit_ms, at));
     event("pico_code",
           "trial=" + n + " bits=" + bits + " bit_ms=" + std::to_string(config_.code_bit_ms) +
               (at ? " at_pico_us=" + std::to_string(*at) : std::string(" at=now")),
@@ -724,7 +834,8 @@ void PicoLink::send_trial_code(int trial, int64_t start_at_mono_ns) {
     int64_t wait_ms = std::max<int64_t>(0, (code_end_ns - mono_ns()) / 1'000'000);
     led_on_timer_.start(static_cast<uint64_t>(wait_ms), 0, [this, trial] {
         if (trial_ == trial && led_wanted_ && state_ == State::Ready) {
-            send(psync::led("t" + std::to_string(trial) + "on", config_.led_channel, 1));
+            const std::string id = "t" + std::to_string(trial) + "on";
+            send_command(id, psync::led(id, config_.led_channel, 1));
         }
     });
 }
@@ -739,12 +850,12 @@ void PicoLink::trial_stopped(int trial, int64_t stop_at_mono_ns) {
     if (fit_.valid()) {
         // CODE with four 0 bits: off exactly at the stop instant, and the pattern ends there.
         double p = fit_.pico_us_at(stop_at_mono_ns);
-        send(psync::code(id, config_.led_channel, "0", 1, static_cast<uint64_t>(std::llround(std::max(p, 0.0)))));
+        send_command(id, psync::code(id, config_.led_channel, "0", 1, static_cast<uint64_t>(std::llround(std::max(p, 0.0)))));
         return;
     }
     int64_t wait_ms = std::max<int64_t>(0, (stop_at_mono_ns - mono_ns()) / 1'000'000);
     led_off_timer_.start(static_cast<uint64_t>(wait_ms), 0, [this, id] {
-        if (!led_wanted_ && state_ == State::Ready) send(psync::led(id, config_.led_channel, 0));
+        if (!led_wanted_ && state_ == State::Ready) send_command(id, psync::led(id, config_.led_channel, 0));
     });
 }
 
@@ -879,6 +990,8 @@ json PicoLink::status() const {
                 {"lines_lost", lines_lost_},
                 {"lines_bad", lines_bad_ + splitter_.overlong_lines()},
                 {"lines_unknown", lines_unknown_},
+                {"lines_out_of_order", lines_out_of_order_},
+                {"replies_unmatched", replies_unmatched_},
                 {"exchanges", exchanges_},
                 {"pongs_missing", pongs_missing_},
                 {"commands_dropped", tx_dropped_},

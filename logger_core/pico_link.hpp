@@ -116,18 +116,29 @@ private:
     void hang_up(const std::string& why);
     void close_port();
     bool send(std::string text, int ping_index = -1);
+    // A command with an id: remembered (the last kRememberedIds), so that its ACK or ERR can be
+    // told from a reply to a command never sent.
+    bool send_command(const std::string& cmd_id, std::string text);
+    bool sent_command(std::string_view cmd_id) const;
     void flush_output();
     void update_poll();
 
     // Protocol
     void handle_line(std::string_view text, int64_t t4_ns);
     void handle_parsed_line(std::string_view text, int64_t t4_ns);
-    void on_hello(const psync::Line& line, int64_t t4_ns);
-    void on_pong(const psync::Line& line, int64_t t4_ns);
-    void on_led(const psync::Line& line);
+    // A line the link cannot use (the caller counts it), to the log and events.csv
+    // (pico_bad_line) at a bounded rate.
+    void report_bad(const std::string& problem, std::string_view text);
+    void on_hello(const psync::Line& line, std::string_view text, int64_t t4_ns);
+    void on_pong(const psync::Line& line, std::string_view text, int64_t t4_ns);
+    void on_led(const psync::Line& line, std::string_view text, int64_t t4_ns);
     void on_heartbeat(const psync::Line& line, int64_t t4_ns);
-    void new_segment(const std::string& boot, const std::string& fw, int64_t at_ns);
-    void end_segment(const std::string& why);
+    void new_segment(const psync::Line& hello, int64_t at_ns);
+    // Line numbers went back: asks HELLO? (at most every 2 s) to tell a restart from a stray line.
+    void check_boot();
+    void end_back_run();
+    // The Pico's clock at a host instant: from the fit, else from the segment's HELLO.
+    std::optional<double> pico_clock_at(int64_t host_ns) const;
     void recover_from_prompt();
     void tick();
 
@@ -187,6 +198,16 @@ private:
     std::string board_;
     std::string uid_;
     std::vector<Segment> segments_;
+    uint64_t hello_pico_us_ = 0;  // the segment's HELLO: its t, and when it came
+    int64_t hello_host_ns_ = 0;
+    bool boot_check_pending_ = false;
+    int64_t boot_check_due_ns_ = 0;
+    // The lines that went back, followed on their own (see handle_parsed_line).
+    psync::SeqTracker back_seq_;
+    int back_in_order_ = 0;
+    bool same_boot_confirmed_ = false;
+    uint64_t last_gap_ = 0;  // lines_lost_ added by the last gap in the numbers
+    std::deque<std::string> sent_ids_;
     ClockFit fit_;
     Burst burst_;
     uint64_t next_nonce_ = 1;
@@ -201,7 +222,12 @@ private:
     // Counters
     uint64_t lines_lost_ = 0;
     uint64_t lines_bad_ = 0;
-    RateLimit report_limit_{5, 20};  // the device's ERR and LOG lines written to the log and events
+    // What the device makes us record (bad lines, ERR, LOG, new segments): 5 a second, burst 20.
+    RateLimit report_limit_{5, 20};
+    int64_t last_flood_report_ns_ = 0;
+    uint64_t overlong_reported_ = 0;
+    uint64_t lines_out_of_order_ = 0;
+    uint64_t replies_unmatched_ = 0;
     uint64_t lines_unknown_ = 0;
     uint64_t exchanges_ = 0;
     uint64_t pongs_missing_ = 0;

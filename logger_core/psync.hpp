@@ -17,9 +17,14 @@ inline constexpr size_t kMaxLineBytes = 160;
 // Longest cmd_id or nonce the firmware accepts.
 inline constexpr size_t kMaxIdChars = 16;
 inline constexpr uint32_t kSeqMax = 0xFFFFFFFFu;
+// Pico clock values past this are refused: 2^53 us is 285 years since boot, and below it a time
+// is exact in a double and still fits in int64 nanoseconds.
+inline constexpr uint64_t kMaxClockUs = (uint64_t{1} << 53) - 1;
+// A PONG's t_tx - t_rx: the Pico answers within milliseconds, within seconds if the host stalls.
+inline constexpr uint64_t kMaxPongHoldUs = 10'000'000;
 
-// Splits the serial stream on '\n', drops '\r' and empty lines, and drops (and counts) lines
-// longer than the bound without buffering them. Also notices the MicroPython prompt, which
+// Splits the serial stream on '\n', drops '\r' and empty lines, and drops (and counts, as soon as
+// they pass the bound) lines longer than the bound without buffering them. Also notices the MicroPython prompt, which
 // ends in ">>> " without a newline.
 class LineSplitter {
 public:
@@ -74,14 +79,19 @@ struct Line {
 };
 
 // Parses one line (without its newline). nullopt: not a valid PSYNC/1 line (garbage, bad bytes,
-// a known message with missing or malformed fields). Unknown message words and unknown keys
-// are accepted (forward compatibility): an unknown word gives Kind::Unknown.
-std::optional<Line> parse_line(std::string_view line);
+// a known message with missing or malformed fields, a clock past kMaxClockUs, a PONG whose
+// t_tx is before its t_rx or kMaxPongHoldUs after it); *why then says what is wrong. Unknown
+// message words and unknown keys are accepted (forward compatibility): an unknown word gives
+// Kind::Unknown.
+std::optional<Line> parse_line(std::string_view line, std::string* why = nullptr);
 
 // Follows the per-boot seq counter (1, 2, ... 4294967295, 1, ...).
 class SeqTracker {
 public:
-    enum class Result { First, InOrder, Gap, Restart };
+    // Back: a number not after the last one (repeated, out of order, or a restart whose HELLO
+    // was missed). The tracker stays where it was, so one stray line cannot move it; only the
+    // boot id in a HELLO tells a restart from a stray line.
+    enum class Result { First, InOrder, Gap, Back };
     // lost: lines missing just before this one (Gap only).
     Result add(uint32_t seq, uint64_t* lost = nullptr);
     void reset() { last_.reset(); }

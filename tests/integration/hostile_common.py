@@ -6,7 +6,8 @@ Limits the checks rely on (docs/protocol.md, "Limits"):
   - a module's protocol errors reach events.csv at 5 a second (burst 20), with one module_flood
     summary a second at most; its warning/error/log/state/device events at 20 a second (burst 100);
   - control-client problems reach events.csv at 2 a second (burst 10);
-  - the Pico's ERR and LOG lines reach the log and events.csv at 5 a second (burst 20);
+  - the Pico's bad lines, ERR and LOG lines and new segments reach the log and events.csv at
+    5 a second (burst 20), with one pico_flood summary a second at most;
   - a module's stderr is read at 128 KiB per 100 ms and its log holds 64 MiB per session.
 """
 import json

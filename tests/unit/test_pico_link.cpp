@@ -60,9 +60,14 @@ public:
         return kind + " " + std::to_string(++seq_) + " " + std::to_string(t);
     }
     void reboot(const std::string& boot) {
+        lose_reboot(boot);
+        say(hello());
+    }
+    void say_hello() { say(hello()); }
+    // A reboot whose boot HELLO was lost: a new boot id and seq from 1, nothing said.
+    void lose_reboot(const std::string& boot) {
         boot_ = boot;
         seq_ = 0;
-        say(hello());
     }
     void unplug() {
         poll_.reset();
@@ -74,6 +79,7 @@ public:
     std::string received;  // everything the host sent
     std::map<std::string, int> commands;
     bool answer = true;
+    int lies = 0;
     uint32_t seq_ = 0;
 
 private:
@@ -97,7 +103,13 @@ private:
             ++commands[cmd];
             if (!answer) continue;
             if (cmd == "HELLO?") say(hello());
-            if (cmd == "PING") say("PONG " + std::to_string(++seq_) + " " + a + " " + std::to_string(t_rx) + " " + std::to_string(now_us()) + "\n");
+            if (cmd == "PING") {
+                // A liar adds an hour to the next `lies` answers.
+                uint64_t lie = lies > 0 ? 3'600'000'000ull : 0;
+                if (lies > 0) --lies;
+                say("PONG " + std::to_string(++seq_) + " " + a + " " + std::to_string(t_rx + lie) + " " +
+                    std::to_string(now_us() + lie) + "\n");
+            }
             if (cmd == "LED") {
                 say(next_line("ACK", now_us()) + " " + a + "\n");
                 say(next_line("LED", now_us()) + " " + b + " " + c + " id=" + a + "\n");
@@ -229,19 +241,33 @@ TEST_CASE("pico link: HELLO, clock fit, trial LED, prompt recovery, restart and 
     REQUIRE(test::run_until(loop, [&] { return link.segment() == 2 && link.fit().points() >= 1; }, 2000));
     CHECK(link.status()["boot"] == "0000cafe");
 
-    // Line numbers that start again without a HELLO: the segment ends, HELLO? is asked.
+    // Line numbers that go back: the line is ignored and counted, and HELLO? asked. The same
+    // boot id in the answer: a stray line, the segment and its fit stay.
     for (int i = 0; i < 5; ++i) pico.say(pico.next_line("HB", 1) + " up=0 led=0 drop=0\n");
     int hellos = pico.commands["HELLO?"];
-    pico.seq_ = 0;
-    pico.answer = false;
+    size_t points = link.fit().points();
+    uint32_t seq = pico.seq_;
+    pico.seq_ = 1;
     pico.say(pico.next_line("HB", 2) + " up=0 led=0 drop=0\n");
-    REQUIRE(test::run_until(loop, [&] { return has_event("pico_restart"); }, 1000));
+    REQUIRE(test::run_until(loop, [&] { return link.status()["lines_out_of_order"] == 1; }, 1000));
     REQUIRE(test::run_until(loop, [&] { return pico.commands["HELLO?"] > hellos; }, 1000));
-    CHECK_FALSE(link.ready());
-    CHECK_FALSE(link.fit().valid());
+    pico.seq_ = seq;
+    REQUIRE(test::run_until(loop, [&] { return link.fit().points() > points; }, 2000));
+    CHECK(link.ready());
+    CHECK(link.segment() == 2);
+    CHECK(link.status()["lines_out_of_order"] == 1);
+    // A restart whose HELLO was lost: the lines with the new numbers are ignored until the
+    // answer to HELLO? names the new boot, which starts a new segment.
+    hellos = pico.commands["HELLO?"];
+    pico.answer = false;
+    pico.lose_reboot("0000d00d");
+    pico.say(pico.next_line("HB", 2) + " up=0 led=0 drop=0\n");
+    REQUIRE(test::run_until(loop, [&] { return pico.commands["HELLO?"] > hellos; }, 1000));
+    CHECK(link.segment() == 2);
     pico.answer = true;
-    pico.reboot("0000d00d");
+    pico.say_hello();
     REQUIRE(test::run_until(loop, [&] { return link.ready() && link.segment() == 3; }, 2000));
+    CHECK(link.status()["boot"] == "0000d00d");
 
     // Unplugged: an event, and the link keeps trying without stopping anything.
     pico.unplug();
@@ -265,4 +291,112 @@ TEST_CASE("pico link: HELLO, clock fit, trial LED, prompt recovery, restart and 
     std::string line = led.substr(led.rfind('\n', row) + 1, row - led.rfind('\n', row) - 1);
     int64_t mapped = std::stoll(line.substr(line.rfind(',') + 1));
     CHECK(std::llabs(mapped - led_host) < 200'000);
+}
+
+TEST_CASE("pico link: a hostile Pico's lines are counted, recorded at a bounded rate, and kept out of the files") {
+    uv::Loop loop;
+    test::TempDir tmp;
+    FakePico pico(loop);
+    PicoConfig config;
+    config.device = pico.path();
+    config.ping_interval_ms = 300;
+    config.ping_burst = 4;
+    config.ping_spacing_ms = 2;
+    std::vector<std::pair<std::string, std::string>> events;
+    PicoLink link(loop, config, tmp.path.string(),
+                  PicoLink::Callbacks{[](std::string_view, const std::string&) {},
+                                      [&](std::string_view e, const std::string& detail, int64_t) {
+                                          events.emplace_back(e, detail);
+                                      }});
+    auto count = [&](const std::string& name) {
+        return std::count_if(events.begin(), events.end(), [&](const auto& e) { return e.first == name; });
+    };
+    auto counter = [&](const char* key) { return link.status()[key].get<uint64_t>(); };
+    link.open_session(tmp.path.string());
+    link.start();
+    REQUIRE(test::run_until(loop, [&] { return link.ready() && link.fit().points() >= 3; }, 4000));
+    const double offset = link.fit().offset_us_at(mono_ns());
+
+    // 100 garbage lines at once: all counted, 20 rows (the burst), the rest summed in pico_flood.
+    std::string garbage;
+    for (int i = 0; i < 100; ++i) garbage += "garbage " + std::to_string(i) + "\n";
+    pico.say(garbage);
+    REQUIRE(test::run_until(loop, [&] { return counter("lines_bad") == 100; }, 1000));
+    CHECK(count("pico_bad_line") == 20);
+    REQUIRE(test::run_until(loop, [&] { return count("pico_flood") == 1; }, 2000));
+    auto flood = std::find_if(events.begin(), events.end(), [](const auto& e) { return e.first == "pico_flood"; });
+    CHECK(flood->second.rfind("80 more reports", 0) == 0);
+
+    // Let the bucket refill, then one of each kind, each with its own row.
+    test::run_until(loop, [] { return false; }, 4200);
+    events.clear();
+    uint64_t t = static_cast<uint64_t>(pico.pico_us(mono_ns()));
+    pico.say(pico.next_line("LED", 0) + " 3 1 id=x\n");                       // hours before the clock
+    pico.say(pico.next_line("LED", t + 3'600'000'000ull) + " 3 1 id=x\n");     // an hour ahead
+    pico.say("PONG " + std::to_string(++pico.seq_) + " 424242 " + std::to_string(t) + " " + std::to_string(t) + "\n");
+    pico.say(pico.next_line("ACK", t) + " never-sent\n");
+    pico.say(pico.next_line("ERR", t) + " never-sent 2 badarg\n");
+    pico.say("HELLO 0 " + std::to_string(t) + " proto=2 fw=x board=x boot=00000002 uid=1\n");
+    pico.say(pico.next_line("HB", 1) + " up=0 led=0 drop=0\n");
+    std::string last = std::to_string(pico.seq_);
+    pico.say("HB " + last + " 2 up=0 led=0 drop=0\n");  // the same seq again
+    pico.say(pico.next_line("LED", t) + " 3 1 id=real\n");
+    REQUIRE(test::run_until(loop, [&] { return counter("lines_out_of_order") == 1 && counter("lines_bad") == 103; }, 1000));
+    CHECK(counter("replies_unmatched") == 3);
+    CHECK(count("pico_bad_line") == 7);
+    auto has = [&](const std::string& text) {
+        return std::any_of(events.begin(), events.end(), [&](const auto& e) { return e.second.find(text) != std::string::npos; });
+    };
+    CHECK(has("s from the Pico's clock"));
+    CHECK(has("a PONG for nonce 424242, which no PING waits for"));
+    CHECK(has("an ACK of command never-sent, which was never sent"));
+    CHECK(has("an ERR for command never-sent, which was never sent"));
+    CHECK(has("speaks PSYNC/2, expected PSYNC/1"));
+    CHECK(has("(repeated or out of order; ignored)"));
+    CHECK(link.segment() == 1);  // the PSYNC/2 HELLO changed nothing
+    // The same boot saying another firmware: one boot runs one firmware, nothing changes.
+    pico.say("HELLO 0 " + std::to_string(t) + " proto=1 fw=evil board=evil boot=0000beef uid=2\n");
+    pico.say(pico.next_line("FOO", t) + "\n");
+    REQUIRE(test::run_until(loop, [&] { return counter("lines_unknown") == 1; }, 1000));
+    CHECK(link.status()["firmware"] == "9.9");
+    CHECK(link.segment() == 1);
+    CHECK(link.status()["pico_errors"] == 0);
+
+    // One line far ahead: the Pico's own lines after it go back, until HELLO shows the same boot
+    // and three of them count up; then they are followed again.
+    uint64_t lost = counter("lines_lost");
+    pico.say("HB " + std::to_string(pico.seq_ + 1'000'000) + " 2 up=0 led=0 drop=0\n");
+    REQUIRE(test::run_until(loop, [&] { return counter("lines_lost") >= lost + 1'000'000 - 1; }, 1000));
+    size_t before_jump = counter("exchanges");
+    REQUIRE(test::run_until(loop, [&] { return counter("exchanges") > before_jump + 2; }, 3000));
+    CHECK(counter("lines_out_of_order") >= 3);
+    CHECK(counter("lines_lost") == lost);  // the jump lost nothing
+    CHECK(link.segment() == 1);
+
+    // A new boot whose fit has one exchange, then a burst of PONGs an hour off: kept out of the fit
+    // (two such points would outvote the first in a median of three).
+    pico.reboot("0000f00d");
+    REQUIRE(test::run_until(loop, [&] { return link.segment() == 2 && link.fit().points() == 1; }, 2000));
+    pico.lies = 4;  // the next burst
+    REQUIRE(test::run_until(loop, [&] { return pico.lies == 0; }, 2000));
+    size_t points = link.fit().points();
+    REQUIRE(test::run_until(loop, [&] { return link.fit().points() > points; }, 2000));
+    CHECK(std::fabs(link.fit().offset_us_at(mono_ns()) - offset) < 1000);
+    CHECK(count("pico_clock_jump") == 0);
+
+    // Afterwards: the same boot, the same fit, clock exchanges as before.
+    size_t exchanges = counter("exchanges");
+    REQUIRE(test::run_until(loop, [&] { return counter("exchanges") > exchanges; }, 2000));
+    CHECK(link.ready());
+    CHECK(link.segment() == 2);
+    CHECK(std::fabs(link.fit().offset_us_at(mono_ns()) - offset) < 1000);
+
+    bool closed = false;
+    link.close_session([&] { closed = true; });
+    REQUIRE(test::run_until(loop, [&] { return closed; }, 3000));
+    link.stop();
+    // Only the real LED change reached led.csv.
+    std::string led = test::read_file(tmp.file("pico/led.csv"));
+    CHECK(led.find(",real,") != std::string::npos);
+    CHECK(led.find(",x,") == std::string::npos);
 }

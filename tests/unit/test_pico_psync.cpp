@@ -31,6 +31,18 @@ TEST_CASE("psync: an over-long line is dropped up to its newline and counted") {
     REQUIRE(lines.size() == 1);
     CHECK(lines[0] == "HB 1 2");
     CHECK(s.overlong_lines() == 2);
+
+    // Counted as soon as it passes the bound: a line that never ends is counted too, once.
+    psync::LineSplitter t(20);
+    CHECK(split_all(t, {std::string(21, 'x')}).empty());
+    CHECK(t.overlong_lines() == 1);
+    for (int i = 0; i < 1000; ++i) split_all(t, {std::string(4096, 'y')});
+    CHECK(t.overlong_lines() == 1);
+    CHECK_FALSE(t.prompt_pending());
+    CHECK(split_all(t, {"\nHB 1 2\n"}) == std::vector<std::string>{"HB 1 2"});
+    CHECK(t.overlong_lines() == 1);
+    // Exactly the bound is a line.
+    CHECK(split_all(t, {std::string(20, 'z') + "\n"}).size() == 1);
 }
 
 TEST_CASE("psync: the MicroPython prompt is noticed without a newline") {
@@ -125,15 +137,21 @@ TEST_CASE("psync: unknown messages are accepted (and keep their seq), garbage is
     CHECK_FALSE(psync::parse_line("LED 1 99999999999999999999999 0 1"));  // past 64 bits
 }
 
-TEST_CASE("psync: seq gaps, wrap and restart") {
+TEST_CASE("psync: seq gaps, wrap, and lines that go back") {
     psync::SeqTracker t;
     uint64_t lost = 0;
     CHECK(t.add(5, &lost) == psync::SeqTracker::Result::First);
     CHECK(t.add(6, &lost) == psync::SeqTracker::Result::InOrder);
     CHECK(t.add(9, &lost) == psync::SeqTracker::Result::Gap);
     CHECK(lost == 2);
-    CHECK(t.add(1, &lost) == psync::SeqTracker::Result::Restart);
-    CHECK(t.add(2, &lost) == psync::SeqTracker::Result::InOrder);
+    // Back (a restart, or a stray line): the tracker stays at 9, so one stray line cannot move it.
+    CHECK(t.add(1, &lost) == psync::SeqTracker::Result::Back);
+    CHECK(t.add(9, &lost) == psync::SeqTracker::Result::Back);  // repeated
+    CHECK(t.last() == 9u);
+    CHECK(t.add(10, &lost) == psync::SeqTracker::Result::InOrder);
+    CHECK(lost == 0);
+    t.reset();
+    CHECK(t.add(2, &lost) == psync::SeqTracker::Result::First);
 
     psync::SeqTracker w;
     w.add(psync::kSeqMax - 1);
@@ -160,4 +178,52 @@ TEST_CASE("psync: the trial code is 1110, the trial number in 16 bits, 1010") {
     CHECK(psync::trial_code_hex(300) == "E012CA");
     CHECK(psync::trial_code_hex(65535) == "EFFFFA");
     CHECK(psync::trial_code_hex(1).size() * 4 == psync::kTrialCodeBits);
+}
+
+TEST_CASE("psync: a refused line says why, naming the field") {
+    auto why = [](std::string_view line) {
+        std::string w;
+        CHECK_FALSE(psync::parse_line(line, &w));
+        return w;
+    };
+    CHECK(why("") == "an empty line");
+    CHECK(why("    ") == "an empty line (spaces only)");
+    CHECK(why(std::string("HB 1 2\0", 7)) == "a byte outside printable ASCII (0x00)");
+    CHECK(why("LOG 1 2 warn Zo\xc3\xab") == "a byte outside printable ASCII (0xc3)");
+    CHECK(why("pong 1 n 2 3") == "not a PSYNC/1 message word");
+    CHECK(why("HELLO") == "HELLO: <seq> must be a number 0..4294967295");
+    CHECK(why("PONG -1 n 1 2") == "PONG: <seq> must be a number 0..4294967295");
+    CHECK(why("PONG 4294967296 n 1 2") == "PONG: <seq> must be a number 0..4294967295");
+    CHECK(why("PONG 1 n 1") == "PONG: fields missing");
+    CHECK(why("PONG 1 nnnnnnnnnnnnnnnnn 1 2") == "PONG: <nonce> must be 1..16 characters");
+    CHECK(why("PONG 1 n x 2").rfind("PONG: <t_rx> must be microseconds 0..", 0) == 0);
+    CHECK(why("PONG 1 n 5 4") == "PONG: <t_tx> before <t_rx>");
+    CHECK(why("PONG 1 n 5 10000006") == "PONG: <t_tx> more than 10 s after <t_rx>");
+    CHECK(why("LED 1 2 256 1") == "LED: <ch> must be 0..255");
+    CHECK(why("LED 1 2 0 65536") == "LED: <level> must be 0..65535");
+    CHECK(why("HB 1 2 up=-1") == "HB: up= must be whole seconds");
+    CHECK(why("HB 1 2 led=4294967296") == "HB: led= must be a 32-bit mask");
+    CHECK(why("HB 1 2 drop=many") == "HB: drop= must be a count");
+    CHECK(why("ERR 1 2 c 1001 w") == "ERR: <code> must be 0..1000");
+    CHECK(why("ERR 1 2 c 5") == "ERR: fields missing");
+    CHECK(why("HELLO 0 5 proto=one boot=ff") == "HELLO: proto= must be a number");
+    CHECK(why("HELLO 0 5 boot=ff") == "HELLO: proto= missing or 0");
+    CHECK(why("HELLO 0 5 proto=1 boot=") == "HELLO: boot= missing or empty");
+    CHECK(psync::parse_line("PONG 1 n 5 10000005"));  // held exactly 10 s: still a PONG
+}
+
+TEST_CASE("psync: Pico clock values past 2^53 us are refused, so the fit's arithmetic stays exact") {
+    const std::string max = std::to_string(psync::kMaxClockUs);
+    const std::string over = std::to_string(psync::kMaxClockUs + 1);
+    auto led = psync::parse_line("LED 1 " + max + " 0 1 id=a");
+    REQUIRE(led);
+    CHECK(led->t_us == psync::kMaxClockUs);
+    CHECK(psync::parse_line("PONG 1 n " + max + " " + max));
+    for (const std::string& bad : {"LED 1 " + over + " 0 1", "PONG 1 n " + over + " " + over, "PONG 1 n 1 " + over,
+                                   "HB 1 " + over, "ACK 1 " + over + " c", "ERR 1 " + over + " c 1 w",
+                                   "LOG 1 " + over + " warn x", "HELLO 0 " + over + " proto=1 boot=ff",
+                                   std::string("LED 1 9223372036854775807 0 1"), std::string("PONG 1 n 4611686018427387904 4611686018427387914")}) {
+        CAPTURE(bad);
+        CHECK_FALSE(psync::parse_line(bad));
+    }
 }

@@ -53,11 +53,7 @@ public:
         if (!ready_) return;
         if (l.has_seq) {
             uint64_t lost = 0;
-            if (seq_.add(l.seq, &lost) == psync::SeqTracker::Result::Restart) {
-                fit_.reset();
-                ready_ = false;
-                return;
-            }
+            if (seq_.add(l.seq, &lost) == psync::SeqTracker::Result::Back) return;  // ignored, as the link does
             FUZZ_CHECK(lost <= psync::kSeqMax);
         }
         switch (l.kind) {

@@ -407,8 +407,10 @@ class HostileModule(unittest.TestCase):
         self.assertLessEqual(size, bound)
         self.assertLess(size, 2 << 20, "events.csv stays small")
         logs = folder_bytes(os.path.join(session, "logs"))
-        # stderr is read at 128 KiB per 100 ms: 1.25 MiB a second at most, and 64 MiB per log.
-        self.assertLessEqual(os.path.getsize(os.path.join(session, "logs", "hostile.log")), 3 * 1.25 * (1 << 20) + (1 << 20))
+        # stderr is read at 128 KiB per 100 ms: 1.25 MiB a second at most, and 64 MiB per log. The
+        # 3 s flood is timed by the module, whose writes block while the reading pauses: a second
+        # of slack for a loaded machine (unbounded, it wrote 1.27 GB in 5 s).
+        self.assertLessEqual(os.path.getsize(os.path.join(session, "logs", "hostile.log")), 4 * 1.25 * (1 << 20) + (1 << 20))
         self.assertLess(logs, 64 << 20)
         # The NUL of a warning's \\u0000 and the accents read back from events.csv.
         details = [e["detail"] for e in events if e["module"] == "hostile" and e["event"] == "module_warning"]

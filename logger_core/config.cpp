@@ -480,47 +480,105 @@ nlohmann::json Config::to_json() const {
 
 namespace {
 
-// yaml-cpp 0.7 takes a quote that is never closed to run to the end of the file (the rest of the
-// file becomes that one value, and the error would be a missing key at 1:1): find it ourselves.
-void check_quotes(const std::string& text, const YAML::Node& node, const std::string& key, const std::string& file) {
-    if (!node.IsDefined()) return;
-    if (node.IsScalar() && node.Tag() == "!") {
-        const YAML::Mark mark = node.Mark();
+// What yaml-cpp 0.7 lets through, found on its event stream (no recursion, aliases not
+// expanded):
+//  - a quote that is never closed runs to the end of the file (the rest of the file becomes that
+//    one value, and the error would be a missing key at 1:1);
+//  - an alias inside the node it names (&b {x: *b}) makes a node that contains itself: walking it
+//    overflowed the stack.
+class YamlTextCheck : public YAML::EventHandler {
+public:
+    YamlTextCheck(const std::string& text, const std::string& file) : text_(text), file_(file) {}
+
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {
+        path_of_next();  // a null key still moves the map on
+        node_done();
+    }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+        const std::string path = path_of_next();
+        for (const Frame& f : open_) {
+            if (f.anchor != YAML::NullAnchor && f.anchor == anchor) {
+                throw ConfigError(location(file_, mark) + ": " + shown(path) +
+                                  ": this alias names the mapping or list it is inside (a node cannot contain itself)");
+            }
+        }
+        node_done();
+    }
+    void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t, const std::string& value) override {
+        const std::string path = path_of_next(&value);
+        if (tag == "!") check_quote(mark, path);  // "!": a quoted scalar
+        node_done();
+    }
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+        open_.push_back(Frame{false, anchor, path_of_next()});
+    }
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+        open_.push_back(Frame{true, anchor, path_of_next()});
+    }
+    void OnSequenceEnd() override { close(); }
+    void OnMapEnd() override { close(); }
+
+private:
+    struct Frame {
+        bool map;
+        YAML::anchor_t anchor;
+        std::string path;
+        bool at_key = true;  // a map's next node is a key
+        std::string key;     // the map's current key
+        size_t index = 0;    // a list's next index
+    };
+
+    static std::string shown(const std::string& path) { return path.empty() ? std::string("top level") : path; }
+
+    // The key path of the node that begins now; key_text: the node's text when it is a scalar.
+    std::string path_of_next(const std::string* key_text = nullptr) {
+        if (open_.empty()) return {};
+        Frame& f = open_.back();
+        if (!f.map) return f.path + "[" + std::to_string(f.index) + "]";
+        if (f.at_key) f.key = key_text != nullptr ? *key_text : "?";
+        return f.path.empty() ? f.key : f.path + "." + f.key;
+    }
+    void node_done() {
+        if (open_.empty()) return;
+        Frame& f = open_.back();
+        if (f.map) {
+            f.at_key = !f.at_key;
+        } else {
+            ++f.index;
+        }
+    }
+    void close() {
+        if (open_.empty()) return;
+        open_.pop_back();
+        node_done();
+    }
+
+    void check_quote(const YAML::Mark& mark, const std::string& path) const {
         const auto pos = static_cast<size_t>(std::max(0, mark.pos));
-        if (pos < text.size() && (text[pos] == '"' || text[pos] == '\'')) {
-            const char quote = text[pos];
-            bool closed = false;
-            for (size_t i = pos + 1; i < text.size(); ++i) {
-                if (quote == '"' && text[i] == '\\') {
-                    ++i;  // an escape: the next character is taken as it is
-                } else if (text[i] == quote) {
-                    if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
-                        ++i;  // '' is a quote inside single quotes
-                        continue;
-                    }
-                    closed = true;
-                    break;
+        if (pos >= text_.size() || (text_[pos] != '"' && text_[pos] != '\'')) return;
+        const char quote = text_[pos];
+        for (size_t i = pos + 1; i < text_.size(); ++i) {
+            if (quote == '"' && text_[i] == '\\') {
+                ++i;  // an escape: the next character is taken as it is
+            } else if (text_[i] == quote) {
+                if (quote == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'') {
+                    ++i;  // '' is a quote inside single quotes
+                    continue;
                 }
-            }
-            if (!closed) {
-                throw ConfigError(location(file, mark) + ": " + (key.empty() ? std::string("top level") : key) +
-                                  ": YAML syntax error: the quoted text that starts here never ends (no closing " +
-                                  quote + " before the end of the file)");
+                return;
             }
         }
-        return;
+        throw ConfigError(location(file_, mark) + ": " + shown(path) +
+                          ": YAML syntax error: the quoted text that starts here never ends (no closing " + quote +
+                          " before the end of the file)");
     }
-    if (node.IsMap()) {
-        for (const auto& entry : node) {
-            const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "?";
-            const std::string full = key.empty() ? name : key + "." + name;
-            check_quotes(text, entry.first, full, file);
-            check_quotes(text, entry.second, full, file);
-        }
-    } else if (node.IsSequence()) {
-        for (size_t i = 0; i < node.size(); ++i) check_quotes(text, node[i], key + "[" + std::to_string(i) + "]", file);
-    }
-}
+
+    const std::string& text_;
+    const std::string& file_;
+    std::vector<Frame> open_;
+};
 
 // The line (0-based) of the document marker (---) that begins the document whose content
 // starts at content_line, if there is one.
@@ -610,7 +668,12 @@ Config parse_config(const std::string& text, const std::string& source_name, boo
     if (!root.IsDefined() || root.IsNull()) {
         throw ConfigError(source_name + ": the file is empty; expected a mapping with data_dir and modules");
     }
-    check_quotes(text, root, "", source_name);
+    {
+        std::istringstream in(text);
+        YAML::Parser parser(in);
+        YamlTextCheck check(text, source_name);
+        parser.HandleNextDocument(check);
+    }
 
     Config config;
     config.source_file = source_name;

@@ -203,7 +203,8 @@ std::optional<int64_t> estimate_device_minus_mono_ns(std::vector<TimeEchoSample>
     for (const auto& s : samples) values.push_back(s.device_minus_mono_ns());
     std::sort(values.begin(), values.end());
     size_t mid = values.size() / 2;
-    return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+    // The middle of two sorted values without their sum, which need not fit (the phone says any time).
+    return values.size() % 2 == 1 ? values[mid] : values[mid - 1] + (values[mid] - values[mid - 1]) / 2;
 }
 
 TimeEchoClient::TimeEchoClient(uv::Loop& loop) : loop_(loop) {}

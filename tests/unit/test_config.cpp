@@ -251,3 +251,12 @@ TEST_CASE("text yaml-cpp takes for an endless run of empty documents is a syntax
     CHECK(e.find("test.yaml:4:1: YAML syntax error: this line does not continue the document above") == 0);
     CHECK(error_of(",\n").find("test.yaml:") == 0);
 }
+
+TEST_CASE("an alias inside the node it names is refused at the alias, not a stack overflow") {
+    std::string e = error_of("data_dir: /d\nmodules:\n  n1: &b {type: notes, x: *b}\n");
+    CHECK(e.find("test.yaml:3:27: modules.n1.x: this alias names the mapping or list it is inside") == 0);
+    e = error_of("data_dir: /d\nmodules: &m\n  n1: [1, [*m]]\n");
+    CHECK(e.find("modules.n1[1][0]: this alias names") != std::string::npos);
+    // Aliases of other nodes are fine.
+    CHECK(error_of("data_dir: /d\nbase: &cam {type: camera}\nmodules:\n  cam0: *cam\n").find("alias") == std::string::npos);
+}

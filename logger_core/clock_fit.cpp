@@ -1,5 +1,7 @@
 #include "clock_fit.hpp"
 
+#include "checked_math.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -120,7 +122,10 @@ void ClockFit::refit() {
 }
 
 double ClockFit::offset_us_at(int64_t host_ns) const {
-    return offset_c_us_ + drift_ppm_ * static_cast<double>(host_ns - ref_ns_) / 1e9;
+    // A time from a device's word may be anywhere in int64: its distance is then taken in doubles.
+    std::optional<int64_t> since_ref = checked_sub(host_ns, ref_ns_);
+    const double since_ref_ns = since_ref ? static_cast<double>(*since_ref) : static_cast<double>(host_ns) - static_cast<double>(ref_ns_);
+    return offset_c_us_ + drift_ppm_ * since_ref_ns / 1e9;
 }
 
 double ClockFit::pico_us_at(int64_t host_ns) const {

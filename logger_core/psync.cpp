@@ -248,7 +248,8 @@ SeqTracker::Result SeqTracker::add(uint32_t seq, uint64_t* lost) {
     // A smaller number is either a wrap with lines lost around it, or a line out of place. A
     // wrap can only come after the counter got close to the top.
     constexpr uint32_t kWrapSlack = 1u << 20;
-    if (prev > kSeqMax - kWrapSlack && seq < kWrapSlack) {
+    // (0 is never a line's number after a wrap: it belongs to HELLO.)
+    if (prev > kSeqMax - kWrapSlack && seq >= 1 && seq < kWrapSlack) {
         if (lost != nullptr) *lost = static_cast<uint64_t>(kSeqMax - prev) + seq - 1;
         last_ = seq;
         return Result::Gap;

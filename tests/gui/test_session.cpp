@@ -86,7 +86,9 @@ private Q_SLOTS:
         QCOMPARE(integer(window->model()->trial(), "number"), int64_t{1});
 
         // Camera previews arrive (when the demo has cameras).
-        for (const auto& m : window->model()->modules()) {
+        // A copy: the model replaces its modules while QTRY runs the event loop.
+        const json modules = window->model()->modules();
+        for (const auto& m : modules) {
             if (!PreviewPanel::hasPreview(m)) continue;
             const QString name = qstr(m, "name");
             QTRY_VERIFY_WITH_TIMEOUT(window->previewPanel()->tile(name) != nullptr, 5000);

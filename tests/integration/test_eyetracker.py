@@ -37,6 +37,9 @@ def ffprobe_frames(path):
                         "stream=time_base:packet=pts", "-of", "json", path],
                        capture_output=True, text=True, timeout=60)
     info = json.loads(r.stdout or "{}")
+    if not info.get("streams"):
+        # A part killed before ffmpeg saw its first frame: ffmpeg closes a file without a stream.
+        return [], 0
     num, den = map(int, info["streams"][0]["time_base"].split("/"))
     pts = [round(int(p["pts"]) * num * 1_000_000 / den) for p in info.get("packets", [])]
     c = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",

@@ -382,8 +382,7 @@ class HostileModule(unittest.TestCase):
         frames, expected = hc.check_camera(self, session)
         notes = hc.check_notes(self, session, watch)
         hc.check_subscription(self, watch)
-        growth = watch.peak_rss_growth_kb()
-        self.assertLessEqual(growth, hc.RSS_BOUND_KB, f"RSS grew by {growth} KiB")
+        growth = hc.check_rss_growth(self, watch)
 
         # events.csv: bounded by the rate limits, per module, over the session's length.
         seconds = hc.session_seconds(session)

@@ -160,6 +160,12 @@ TEST_CASE("psync: seq gaps, wrap, and lines that go back") {
     w.add(psync::kSeqMax - 2);
     CHECK(w.add(3, &lost) == psync::SeqTracker::Result::Gap);  // lost kSeqMax-1, kSeqMax, 1, 2
     CHECK(lost == 4);
+    // 0 after the top is no wrap (it is HELLO's number): back, and nothing counted lost (it was
+    // 2^64 - 1 lines, found by the fuzzer).
+    psync::SeqTracker z;
+    z.add(psync::kSeqMax);
+    CHECK(z.add(0, &lost) == psync::SeqTracker::Result::Back);
+    CHECK(lost == 0);
 }
 
 TEST_CASE("psync: host commands") {

@@ -218,11 +218,13 @@ void ControlServer::maybe_finish(ClientId id) {
 void ControlServer::drop(ClientId id, const std::string& why) {
     auto it = clients_.find(id);
     if (it == clients_.end()) return;
+    // Off the list before it is reported: the report is broadcast, and a broadcast that reached
+    // this client could drop it a second time (erasing it twice crashed the supervisor).
+    clients_.erase(it);
     if (!why.empty()) {
         ++clients_dropped_;
         if (on_problem_) on_problem_("control client " + std::to_string(id) + " disconnected: " + why);
     }
-    clients_.erase(it);
 }
 
 bool ControlServer::send(Client& client, const std::string& line, bool essential) {

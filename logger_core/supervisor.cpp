@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <set>
 
 namespace pilogger {
 
@@ -725,12 +724,7 @@ void Supervisor::module_action(const std::string& action, const std::string& nam
 
 void Supervisor::module_command(const std::string& name, const std::string& cmd, const json& args,
                                 ResultCallback done) {
-    static const std::set<std::string> kLifecycle = {"configure",      "start_session", "start_recording",
-                                                     "stop_recording", "stop_session",  "shutdown"};
-    if (kLifecycle.count(cmd) != 0) {
-        return done(CommandResult::failure(errc::kBadRequest,
-                                           cmd + " is driven by the supervisor; use the session and trial commands"));
-    }
+    // The commands only the supervisor sends were refused with the request (read_control_request).
     std::vector<Entry*> targets;
     if (name == "*") {
         for (auto& e : modules_) {

@@ -105,6 +105,12 @@ bool nests_deeper_than(std::string_view text, size_t limit) {
 
 Message parse_message(std::string_view line) {
     Message m;
+    // nlohmann's parser takes a NUL byte for the end of the input, so whatever followed one was
+    // ignored. A raw NUL is never valid JSON (in a string it must be escaped).
+    if (size_t nul = line.find('\0'); nul != std::string_view::npos) {
+        m.problem = "not valid JSON (a NUL byte at offset " + std::to_string(nul) + ")";
+        return m;
+    }
     if (nests_deeper_than(line, kMaxNestingDepth)) {
         m.problem = "nested deeper than " + std::to_string(kMaxNestingDepth) + " levels";
         return m;

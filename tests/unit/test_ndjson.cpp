@@ -71,6 +71,19 @@ TEST_CASE("a long line's buffer is given back once the line is done") {
     CHECK(framer.memory_bytes() <= 4 * 1024);
 }
 
+TEST_CASE("a NUL byte makes a line invalid, whatever comes before it") {
+    using namespace std::string_literals;
+    // nlohmann stops at a NUL: this was a status request, and the rest was never looked at.
+    Message m = parse_message("{\"id\":1,\"cmd\":\"status\"}\0{\"id\":2,\"cmd\":\"shutdown\"}"s);
+    CHECK(m.kind == Message::Kind::Invalid);
+    CHECK(m.problem == "not valid JSON (a NUL byte at offset 23)");
+    CHECK(parse_message("\0"s).kind == Message::Kind::Invalid);
+    // Escaped, it is a character like any other.
+    Message escaped = parse_message(R"({"event":"log","message":"a\u0000b"})");
+    REQUIRE(escaped.kind == Message::Kind::Event);
+    CHECK(escaped.body["message"].get<std::string>() == "a\0b"s);
+}
+
 TEST_CASE("messages are classified and bad ones explained") {
     CHECK(parse_message("{\"id\":1,\"cmd\":\"status\"}").kind == Message::Kind::Command);
     CHECK(parse_message("{\"id\":1,\"ok\":true,\"result\":{}}").kind == Message::Kind::Reply);

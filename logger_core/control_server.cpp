@@ -54,7 +54,8 @@ void ControlServer::start() {
     sweep_timer_->unref();
     mode_t old_mask = ::umask(0177);
     try {
-        listener_->bind_and_listen(path_, [this] { accept(); });
+        // A burst of clients up to the limit waits for accept() rather than failing to connect.
+        listener_->bind_and_listen(path_, static_cast<int>(kMaxClients), [this] { accept(); });
     } catch (...) {
         ::umask(old_mask);
         throw;
@@ -253,7 +254,11 @@ void ControlServer::serve() {
             // Its answers bring it back (reply) once fewer are being worked on.
             if (c.in_flight >= kMaxInFlight) break;
             // Not reading its answers: its requests wait until it does.
-            if (must_wait(c)) break;
+            if (must_wait(c)) {
+                if (c.blocked_since_ns == 0) c.blocked_since_ns = mono_ns();
+                break;
+            }
+            c.blocked_since_ns = 0;
             Pending item = std::move(c.inbox.front());
             c.inbox.pop_front();
             if (!item.answer) c.inbox_bytes -= std::min(c.inbox_bytes, item.text.size());
@@ -312,6 +317,8 @@ void ControlServer::sweep() {
     for (const auto& [id, c] : clients_) {
         if (c.closing && now - c.closing_since_ns > kMaxBehindNs) {
             gone.emplace_back(id, "it half-closed and did not read its answers");
+        } else if (c.blocked_since_ns != 0 && now - c.blocked_since_ns > kMaxBehindNs) {
+            gone.emplace_back(id, "it did not read its answers for " + std::to_string(kMaxBehindNs / 1'000'000'000) + " s");
         } else if (c.behind_since_ns != 0 && now - c.behind_since_ns > kMaxBehindNs) {
             gone.emplace_back(id, "it did not read its events for " + std::to_string(kMaxBehindNs / 1'000'000'000) + " s");
         }

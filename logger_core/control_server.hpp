@@ -6,7 +6,8 @@
 //    thousands of requests shares the loop with everything else, and a few at a time are being
 //    worked on per client (notes, module commands), the rest wait their turn;
 //  - a client that does not read its answers is not served further until it does; its input
-//    then waits in the kernel (reading pauses once its queue of requests is full);
+//    then waits in the kernel (reading pauses once its queue of requests is full), and one that
+//    does not read them for long is disconnected;
 //  - events to a subscriber that does not read are dropped (counted) beyond a small backlog,
 //    and one that stays behind is disconnected;
 //  - all clients together: their unserved input is bounded (past it the client whose input has
@@ -67,6 +68,7 @@ private:
         bool peer_done = false;         // the client shut down its side (EOF)
         bool closing = false;
         int64_t behind_since_ns = 0;    // events dropped for it since then (0: keeping up)
+        int64_t blocked_since_ns = 0;   // its requests wait for it to read its answers since then
         int64_t closing_since_ns = 0;
     };
     void accept();

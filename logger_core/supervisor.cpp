@@ -819,6 +819,15 @@ void Supervisor::tick() {
         for (auto& e : modules_) e.process->excuse_stall(excess);
     }
     for (size_t i = 0; i < modules_.size(); ++i) modules_[i].process->tick(now);
+    // What the rate limit kept out of events.csv is still said, once a second at most.
+    if (now - control_flood_reported_ns_ >= 1'000'000'000) {
+        control_flood_reported_ns_ = now;
+        if (uint64_t held = control_problem_limit_.take_suppressed(); held > 0) {
+            record_event("control_flood", "",
+                         std::to_string(held) + " control-client problems over the rate limit (2 a second) not "
+                                                "recorded; status.control counts them");
+        }
+    }
     maybe_start_planned_trial();
 }
 

@@ -174,6 +174,7 @@ private:
     int64_t started_mono_ns_ = 0;
     int64_t last_tick_mono_ns_ = 0;
     RateLimit control_problem_limit_{2, 10};  // control-client problems written to events.csv
+    int64_t control_flood_reported_ns_ = 0;   // the last summary of those it held back
     std::vector<std::string> session_dirs_;
     json host_ = json::object();  // hostname, kernel, machine, os
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks

@@ -275,10 +275,10 @@ Stream::Stream(Loop& loop) {
 
 void Stream::open_fd(int fd) { check(uv_pipe_open(get(), fd), "uv_pipe_open"); }
 
-void Stream::bind_and_listen(const std::string& path, std::function<void()> on_connection) {
+void Stream::bind_and_listen(const std::string& path, int backlog, std::function<void()> on_connection) {
     on_connection_ = std::move(on_connection);
     check(uv_pipe_bind(get(), path.c_str()), "bind " + path);
-    check(uv_listen(stream(), 64,
+    check(uv_listen(stream(), backlog,
                     [](uv_stream_t* s, int status) {
                         auto* self = static_cast<Stream*>(s->data);
                         if (self != nullptr && status == 0) guarded("listen", self->on_connection_);

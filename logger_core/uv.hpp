@@ -215,7 +215,9 @@ public:
     void open_fd(int fd);  // adopt an existing descriptor (stdin/stdout, socketpair)
 
     // For the server side of a unix socket.
-    void bind_and_listen(const std::string& path, std::function<void()> on_connection);
+    // backlog: connections the kernel queues before we accept them; past it a (non-blocking)
+    // connect fails with EAGAIN.
+    void bind_and_listen(const std::string& path, int backlog, std::function<void()> on_connection);
     void accept_into(Stream& client);
     void connect(const std::string& path, std::function<void(int status)> on_connected);
 

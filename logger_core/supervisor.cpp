@@ -2,6 +2,7 @@
 
 #include "clock.hpp"
 #include "control_request.hpp"
+#include "json_read.hpp"
 #include "output_queue.hpp"
 #include "pico_link.hpp"
 
@@ -19,6 +20,14 @@ namespace pilogger {
 
 namespace {
 constexpr size_t kMaxQueuedNotes = 1000;
+// Each note waiting for the notes module is held twice (its arguments and the line to the module):
+// 40 clients sending 64 KiB notes as fast as they can were +44 MB.
+constexpr size_t kMaxNoteBytesWaiting = 2 * 1024 * 1024;
+
+size_t note_text_bytes(const json& args) {
+    const json& text = read::field(args, "text");
+    return text.is_string() ? text.get_ref<const std::string&>().size() : 0;
+}
 constexpr int64_t kTickMs = 250;
 // Ticks this far apart mean the loop itself stalled.
 constexpr int64_t kStallNs = 1'000'000'000;
@@ -548,6 +557,7 @@ void Supervisor::leave_session(ResultCallback done) {
 void Supervisor::close_session_files(const json& module_results, ResultCallback done) {
     // Notes that never reached the notes module are kept in events.csv rather than lost.
     for (auto& pending : queued_notes_) {
+        note_bytes_waiting_ -= std::min(note_bytes_waiting_, note_text_bytes(pending.args));
         record_event("note_undelivered", "notes", pending.args.dump());
         if (pending.done) pending.done(CommandResult::failure(errc::kUnavailable, "the notes module never came back"));
     }
@@ -651,10 +661,16 @@ void Supervisor::add_note(const std::string& text, std::optional<int64_t> client
         return done(CommandResult::failure(errc::kUnavailable,
                                            "no notes module is enabled (modules: notes: in " + config_.source_file + ")"));
     }
-    if (queued_notes_.size() >= kMaxQueuedNotes) {
+    if (queued_notes_.size() >= kMaxQueuedNotes || note_bytes_waiting_ + text.size() > kMaxNoteBytesWaiting) {
         ++notes_dropped_;
-        return done(CommandResult::failure(errc::kUnavailable, "too many notes waiting for the notes module"));
+        std::string why = "too many notes waiting for the notes module (" + std::to_string(queued_notes_.size()) +
+                          " queued, " + std::to_string(note_bytes_waiting_ / 1024) + " KiB; limits " +
+                          std::to_string(kMaxQueuedNotes) + " and " + std::to_string(kMaxNoteBytesWaiting / 1024) +
+                          " KiB); try again";
+        if (control_problem_limit_.allow(mono_ns())) record_event("note_refused", "notes", why);
+        return done(CommandResult::failure(errc::kUnavailable, why));
     }
+    note_bytes_waiting_ += text.size();
     int64_t now = mono_ns();
     // A client on this host may stamp the moment the note was typed; trust it within reason.
     int64_t at = client_mono_ns && std::llabs(*client_mono_ns - now) < 10'000'000'000LL ? *client_mono_ns : now;
@@ -697,6 +713,7 @@ void Supervisor::deliver_notes() {
                 if (done) done(ok_result(json{{"note_id", args["note_id"]}, {"queued", true}}));
                 return;
             }
+            note_bytes_waiting_ -= std::min(note_bytes_waiting_, note_text_bytes(args));
             if (!r.ok) log("error", "note " + args["note_id"].dump() + ": " + r.message);
             if (done) done(r);
         });

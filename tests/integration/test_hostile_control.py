@@ -309,7 +309,8 @@ class HostileControl(unittest.TestCase):
         # Control-client rows are rate-limited (2 a second, burst 10): the cases whose rows are
         # checked come before the one that disconnects a hundred clients.
         for fn in (self.duplicate_ids, self.byte_by_byte, self.big_line_streamed, self.flood, self.send_and_close,
-                   self.close_unread, self.half_close, self.note_storm, self.module_command_flood, self.pipeliners,
+                   self.close_unread, self.half_close, self.note_storm, self.note_storm_40, self.module_command_flood,
+                   self.pipeliners,
                    self.concurrent_200, self.over_the_client_limit, self.connect_churn, self.deaf_subscribers_dropped,
                    self.unfinished_lines, self.idle_client_still_served):
             try:
@@ -542,6 +543,59 @@ class HostileControl(unittest.TestCase):
         self.assertEqual(failed, [])
         self.notes_accepted += texts
         return [("note storm: 40 x 60 KB + 500 pipelined", "ok x540", "each saved (checked in notes.csv)")]
+
+    def note_storm_40(self):
+        """40 clients each pipelining 50 notes of 60 KB: past 2 MiB of notes waiting for the notes
+        module they are refused, and clients whose input waits longest are let go."""
+        before = self.status()
+        outcome = {"ok": 0, "refused": 0, "cut off": 0}
+        lock = threading.Lock()
+
+        def client(k):
+            try:
+                s = self.connect(timeout=30)
+                texts = [f"storm40 {k}.{i} " + "t" * 60000 for i in range(50)]
+                threading.Thread(target=self.send_quietly, args=(s, b"".join(
+                    request(i, "note", {"text": t}) for i, t in enumerate(texts))), daemon=True).start()
+                f = s.makefile("rb")
+                for _ in texts:
+                    line = f.readline()
+                    if not line:
+                        raise ConnectionResetError
+                    m = json.loads(line)
+                    with lock:
+                        if m["ok"]:
+                            outcome["ok"] += 1
+                            self.notes_accepted.append(texts[m["id"]])
+                        else:
+                            self.assertEqual(m["error"]["code"], "unavailable", m)
+                            self.assertIn("too many notes waiting", m["error"]["message"])
+                            outcome["refused"] += 1
+                s.close()
+            except OSError:
+                with lock:
+                    outcome["cut off"] += 1
+
+        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        after = self.status()
+        self.assertEqual(after["notes"]["dropped"] - before["notes"]["dropped"], outcome["refused"])
+        self.assertGreater(outcome["ok"], 0)
+        # Only the input bound lets them go.
+        let_go = after["control"]["clients_dropped"] - before["control"]["clients_dropped"]
+        self.assertEqual(outcome["cut off"] > 0, let_go > 0, (outcome, let_go))
+        return [("40 clients x 50 notes of 60 KB", f"{outcome['ok']} ok, {outcome['refused']} unavailable",
+                 f"{outcome['cut off']} clients let go (their input waited longest)")]
+
+    @staticmethod
+    def send_quietly(sock, data):
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # let go meanwhile
 
     def module_command_flood(self):
         c = self.connect(timeout=60)

@@ -434,6 +434,7 @@ class HostileControl(unittest.TestCase):
         self.assertLess(peak_input, LINE_LIMIT + 64 * 1024, "the 100 MiB line was buffered")
         after = self.status()["control"]
         self.assertGreater(after["lines_too_long"], before["lines_too_long"])
+        self.reported(f"dropped a request of {line_bytes} bytes")
         return [("one line of 100 MiB, streamed", "line_too_long", first["error"]["message"] +
                  f"; input held at most {peak_input} bytes")]
 

@@ -202,3 +202,29 @@ TEST_CASE("requests are served a few per client and loop turn, each round after 
     // every answer in memory until then (200 clients: 26 MB).
     CHECK(most_in_a_turn <= 4);
 }
+
+TEST_CASE("all clients' unfinished lines together are bounded: the one waiting longest goes") {
+    Server s;
+    std::vector<std::unique_ptr<RawClient>> clients;
+    const std::string partial = "{\"id\":1,\"cmd\":\"status\",\"args\":{\"p\":\"" + std::string(250 * 1024, 'p');
+    // 20 x 250 KB is past the 4 MiB bound: the first ones are let go, the last ones kept.
+    for (int i = 0; i < 20; ++i) {
+        clients.push_back(std::make_unique<RawClient>(s.path()));
+        size_t sent = 0;
+        REQUIRE(s.run_until([&] {
+            sent += clients.back()->send(partial.substr(sent));
+            return sent == partial.size();
+        }));
+        s.run_until([] { return false; }, 20);  // its last bytes read
+        CHECK(s.server.stats()["input_bytes"].get<size_t>() <= 4 * 1024 * 1024);
+    }
+    CHECK(s.server.stats()["clients_dropped"].get<uint64_t>() >= 3);
+    REQUIRE_FALSE(s.problems.empty());
+    CHECK(s.problems[0].find("control client 1 disconnected: the clients' unserved input passed 4096 KiB") == 0);
+    // The last one still gets its answer once it finishes its line.
+    clients.back()->send("\"}}\n");
+    CHECK(s.run_until([&] {
+        clients.back()->pump();
+        return clients.back()->lines() == 1;
+    }));
+}

@@ -13,6 +13,18 @@ constexpr std::array<std::string_view, 12> kCommands = {
     "status",       "subscribe",   "shutdown",      "session_start",  "session_stop",   "trial_start",
     "trial_stop",   "note",        "module_command", "module_enable", "module_disable", "module_restart"};
 
+// Module commands only the supervisor sends: the lifecycle, and notes (it numbers and stamps
+// them; one sent around it would write a row with any id, time and trial into notes.csv).
+constexpr std::array<std::string_view, 7> kSupervisorOnly = {"configure",    "start_session", "start_recording",
+                                                             "stop_recording", "stop_session", "shutdown", "note"};
+
+bool supervisor_only(std::string_view cmd) {
+    for (auto c : kSupervisorOnly) {
+        if (c == cmd) return true;
+    }
+    return false;
+}
+
 bool known(std::string_view cmd) {
     for (auto c : kCommands) {
         if (c == cmd) return true;
@@ -59,6 +71,10 @@ ControlRequest read_control_request(const Message& message) {
         if (!f.ok()) return bad();
         if (name->empty() || cmd->empty()) {
             return refuse(errc::kBadRequest, "module_command needs \"name\" (or \"*\"), \"cmd\" and an object \"args\"");
+        }
+        if (supervisor_only(*cmd)) {
+            return refuse(errc::kBadRequest, *cmd + " is sent by the supervisor; use the " +
+                                                 (*cmd == "note" ? "note command" : "session and trial commands"));
         }
         r.name = *name;
         r.module_cmd = *cmd;

@@ -65,6 +65,8 @@ public:
     bool has_capability(const std::string& capability) const;
     // Running and past its hello: commands can be sent.
     bool connected() const;
+    // Commands written to its stdin that it has not read yet (bytes).
+    size_t unread_input_bytes() const { return stdin_ ? stdin_->write_queue_bytes() : 0; }
 
     void start();
     // Sends a command; cb runs exactly once (answer, timeout, or the process going away).

@@ -2,6 +2,10 @@
 
 namespace pilogger {
 
+namespace {
+constexpr size_t kKeptCapacityBytes = 4 * 1024;   // a partial line's buffer kept between lines
+}  // namespace
+
 size_t LineFramer::feed(std::string_view chunk, const LineCallback& on_line, const OverflowCallback& on_overflow,
                         size_t max_lines) {
     const size_t total = chunk.size();
@@ -53,8 +57,24 @@ size_t LineFramer::feed(std::string_view chunk, const LineCallback& on_line, con
             on_line(line);
         }
         partial_.clear();
+        // One long line must not cost its peer that much memory for as long as it stays connected.
+        if (partial_.capacity() > kKeptCapacityBytes) partial_.shrink_to_fit();
     }
     return total;
+}
+
+void LineFramer::finish(const LineCallback& on_line, const OverflowCallback& on_overflow) {
+    if (discarding_) {
+        discarding_ = false;
+        ++overflowed_lines_;
+        if (on_overflow) on_overflow(discarded_bytes_);
+        discarded_bytes_ = 0;
+        return;
+    }
+    std::string line = std::move(partial_);
+    partial_ = std::string();
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) on_line(line);
 }
 
 bool nests_deeper_than(std::string_view text, size_t limit) {
@@ -85,6 +105,12 @@ bool nests_deeper_than(std::string_view text, size_t limit) {
 
 Message parse_message(std::string_view line) {
     Message m;
+    // nlohmann's parser takes a NUL byte for the end of the input, so whatever followed one was
+    // ignored. A raw NUL is never valid JSON (in a string it must be escaped).
+    if (size_t nul = line.find('\0'); nul != std::string_view::npos) {
+        m.problem = "not valid JSON (a NUL byte at offset " + std::to_string(nul) + ")";
+        return m;
+    }
     if (nests_deeper_than(line, kMaxNestingDepth)) {
         m.problem = "nested deeper than " + std::to_string(kMaxNestingDepth) + " levels";
         return m;

@@ -38,7 +38,11 @@ public:
     // chunk it consumed: all of them, unless max_lines stopped it (the caller keeps the rest).
     size_t feed(std::string_view chunk, const LineCallback& on_line, const OverflowCallback& on_overflow,
                 size_t max_lines = SIZE_MAX);
+    // End of the input: a last line without its newline is delivered (an over-long one reported).
+    void finish(const LineCallback& on_line, const OverflowCallback& on_overflow);
     size_t buffered_bytes() const { return partial_.size(); }
+    // What the partial line holds in memory (its capacity), for those who count what peers cost.
+    size_t memory_bytes() const { return partial_.capacity(); }
     uint64_t overflowed_lines() const { return overflowed_lines_; }
 
 private:

@@ -2,6 +2,7 @@
 
 #include "clock.hpp"
 #include "control_request.hpp"
+#include "json_read.hpp"
 #include "output_queue.hpp"
 #include "pico_link.hpp"
 
@@ -14,12 +15,22 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <set>
 
 namespace pilogger {
 
 namespace {
 constexpr size_t kMaxQueuedNotes = 1000;
+// A client's commands to a module wait in memory until the module reads them: 40 clients sending
+// 200 KB ping arguments were +73 MB. The supervisor's own commands are never held back.
+constexpr size_t kMaxModuleCommandBacklog = 1024 * 1024;
+// Each note waiting for the notes module is held twice (its arguments and the line to the module):
+// 40 clients sending 64 KiB notes as fast as they can were +44 MB.
+constexpr size_t kMaxNoteBytesWaiting = 2 * 1024 * 1024;
+
+size_t note_text_bytes(const json& args) {
+    const json& text = read::field(args, "text");
+    return text.is_string() ? text.get_ref<const std::string&>().size() : 0;
+}
 constexpr int64_t kTickMs = 250;
 // Ticks this far apart mean the loop itself stalled.
 constexpr int64_t kStallNs = 1'000'000'000;
@@ -549,6 +560,7 @@ void Supervisor::leave_session(ResultCallback done) {
 void Supervisor::close_session_files(const json& module_results, ResultCallback done) {
     // Notes that never reached the notes module are kept in events.csv rather than lost.
     for (auto& pending : queued_notes_) {
+        note_bytes_waiting_ -= std::min(note_bytes_waiting_, note_text_bytes(pending.args));
         record_event("note_undelivered", "notes", pending.args.dump());
         if (pending.done) pending.done(CommandResult::failure(errc::kUnavailable, "the notes module never came back"));
     }
@@ -652,10 +664,16 @@ void Supervisor::add_note(const std::string& text, std::optional<int64_t> client
         return done(CommandResult::failure(errc::kUnavailable,
                                            "no notes module is enabled (modules: notes: in " + config_.source_file + ")"));
     }
-    if (queued_notes_.size() >= kMaxQueuedNotes) {
+    if (queued_notes_.size() >= kMaxQueuedNotes || note_bytes_waiting_ + text.size() > kMaxNoteBytesWaiting) {
         ++notes_dropped_;
-        return done(CommandResult::failure(errc::kUnavailable, "too many notes waiting for the notes module"));
+        std::string why = "too many notes waiting for the notes module (" + std::to_string(queued_notes_.size()) +
+                          " queued, " + std::to_string(note_bytes_waiting_ / 1024) + " KiB; limits " +
+                          std::to_string(kMaxQueuedNotes) + " and " + std::to_string(kMaxNoteBytesWaiting / 1024) +
+                          " KiB); try again";
+        if (control_problem_limit_.allow(mono_ns())) record_event("note_refused", "notes", why);
+        return done(CommandResult::failure(errc::kUnavailable, why));
     }
+    note_bytes_waiting_ += text.size();
     int64_t now = mono_ns();
     // A client on this host may stamp the moment the note was typed; trust it within reason.
     int64_t at = client_mono_ns && std::llabs(*client_mono_ns - now) < 10'000'000'000LL ? *client_mono_ns : now;
@@ -698,6 +716,7 @@ void Supervisor::deliver_notes() {
                 if (done) done(ok_result(json{{"note_id", args["note_id"]}, {"queued", true}}));
                 return;
             }
+            note_bytes_waiting_ -= std::min(note_bytes_waiting_, note_text_bytes(args));
             if (!r.ok) log("error", "note " + args["note_id"].dump() + ": " + r.message);
             if (done) done(r);
         });
@@ -725,12 +744,7 @@ void Supervisor::module_action(const std::string& action, const std::string& nam
 
 void Supervisor::module_command(const std::string& name, const std::string& cmd, const json& args,
                                 ResultCallback done) {
-    static const std::set<std::string> kLifecycle = {"configure",      "start_session", "start_recording",
-                                                     "stop_recording", "stop_session",  "shutdown"};
-    if (kLifecycle.count(cmd) != 0) {
-        return done(CommandResult::failure(errc::kBadRequest,
-                                           cmd + " is driven by the supervisor; use the session and trial commands"));
-    }
+    // The commands only the supervisor sends were refused with the request (read_control_request).
     std::vector<Entry*> targets;
     if (name == "*") {
         for (auto& e : modules_) {
@@ -741,9 +755,19 @@ void Supervisor::module_command(const std::string& name, const std::string& cmd,
     } else {
         return done(CommandResult::failure(errc::kBadRequest, "no module named '" + name + "'"));
     }
-    if (name != "*") {
-        return targets[0]->process->send(cmd, args, [done](const CommandResult& r) { done(r); });
-    }
+    auto send = [this, &cmd, &args](Entry* e, ResultCallback then) {
+        size_t unread = e->process->unread_input_bytes();
+        if (unread > kMaxModuleCommandBacklog) {
+            ++module_commands_refused_;
+            std::string why = e->process->name() + " has not read " + std::to_string(unread / 1024) +
+                              " KiB of earlier commands yet (limit " + std::to_string(kMaxModuleCommandBacklog / 1024) +
+                              " KiB); try again";
+            if (control_problem_limit_.allow(mono_ns())) record_event("module_command_refused", e->process->name(), why);
+            return then(CommandResult::failure(errc::kUnavailable, why));
+        }
+        e->process->send(cmd, args, std::move(then));
+    };
+    if (name != "*") return send(targets[0], [done](const CommandResult& r) { done(r); });
     auto results = std::make_shared<json>(json::object());
     auto remaining = std::make_shared<size_t>(targets.size() + 1);
     auto one_done = [results, remaining, done] {
@@ -751,7 +775,7 @@ void Supervisor::module_command(const std::string& name, const std::string& cmd,
     };
     for (Entry* e : targets) {
         std::string module = e->process->name();
-        e->process->send(cmd, args, [results, one_done, module](const CommandResult& r) {
+        send(e, [results, one_done, module](const CommandResult& r) {
             (*results)[module] = r.to_json();
             one_done();
         });
@@ -825,6 +849,15 @@ void Supervisor::tick() {
         for (auto& e : modules_) e.process->excuse_stall(excess);
     }
     for (size_t i = 0; i < modules_.size(); ++i) modules_[i].process->tick(now);
+    // What the rate limit kept out of events.csv is still said, once a second at most.
+    if (now - control_flood_reported_ns_ >= 1'000'000'000) {
+        control_flood_reported_ns_ = now;
+        if (uint64_t held = control_problem_limit_.take_suppressed(); held > 0) {
+            record_event("control_flood", "",
+                         std::to_string(held) + " control-client problems over the rate limit (2 a second) not "
+                                                "recorded; status.control counts them");
+        }
+    }
     maybe_start_planned_trial();
 }
 
@@ -908,7 +941,9 @@ json Supervisor::status() const {
              {"session", nullptr},
              {"trial", nullptr},
              {"modules", modules},
-             {"notes", {{"next_id", next_note_id_}, {"queued", queued_notes_.size()}, {"dropped", notes_dropped_}}},
+             {"notes", {{"next_id", next_note_id_}, {"queued", queued_notes_.size()}, {"dropped", notes_dropped_},
+                        {"waiting_bytes", note_bytes_waiting_}}},
+             {"module_commands_refused", module_commands_refused_},
              {"disk",
               {{"free_bytes", disk_free_bytes_},
                {"reserve_bytes", config_.disk_reserve_mb * 1024 * 1024},

@@ -151,6 +151,8 @@ private:
     int64_t next_note_id_ = 1;
     std::deque<PendingNote> queued_notes_;
     uint64_t notes_dropped_ = 0;
+    size_t note_bytes_waiting_ = 0;
+    uint64_t module_commands_refused_ = 0;  // a module had not read clients' earlier commands yet  // text of the notes queued or sent to the notes module, not answered yet
     int64_t disk_free_bytes_ = -1;
     bool disk_check_in_flight_ = false;
     int64_t disk_sampled_mono_ns_ = 0;
@@ -174,6 +176,7 @@ private:
     int64_t started_mono_ns_ = 0;
     int64_t last_tick_mono_ns_ = 0;
     RateLimit control_problem_limit_{2, 10};  // control-client problems written to events.csv
+    int64_t control_flood_reported_ns_ = 0;   // the last summary of those it held back
     std::vector<std::string> session_dirs_;
     json host_ = json::object();  // hostname, kernel, machine, os
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks

@@ -83,6 +83,31 @@ bool Timer::active() const {
     return is_open() && uv_is_active(reinterpret_cast<const uv_handle_t*>(get())) != 0;
 }
 
+// ---- Idle ----
+Idle::Idle(Loop& loop) {
+    check(uv_idle_init(loop.get(), get()), "uv_idle_init");
+    mark_initialized();
+}
+
+void Idle::start(std::function<void()> cb) {
+    if (!is_open()) return;
+    cb_ = std::move(cb);
+    uv_idle_start(get(), [](uv_idle_t* h) {
+        if (auto* self = owner<Idle>(h)) {
+            auto callback = self->cb_;  // the callback may stop or destroy this handle
+            guarded("idle", callback);
+        }
+    });
+}
+
+void Idle::stop() {
+    if (is_open()) uv_idle_stop(get());
+}
+
+bool Idle::active() const {
+    return is_open() && uv_is_active(reinterpret_cast<const uv_handle_t*>(get())) != 0;
+}
+
 // ---- Signal ----
 Signal::Signal(Loop& loop) {
     check(uv_signal_init(loop.get(), get()), "uv_signal_init");
@@ -139,6 +164,7 @@ constexpr size_t kReadBufferSize = 64 * 1024;
 struct WriteRequest {
     uv_write_t req{};
     std::string data;
+    std::shared_ptr<const std::string> shared;  // instead of data
 };
 }  // namespace
 
@@ -157,7 +183,8 @@ void StreamHandle<T>::start_read(ReadCallback on_data, EndCallback on_end) {
                   // One buffer per thread for every stream: libuv hands each read to its callback
                   // at once, and the callbacks copy what they keep. 200 idle clients cost no 64 KiB each.
                   thread_local std::vector<char> shared_buffer(kReadBufferSize);
-                  *buf = uv_buf_init(shared_buffer.data(), static_cast<unsigned>(shared_buffer.size()));
+                  *buf = uv_buf_init(shared_buffer.data(),
+                                     static_cast<unsigned>(std::min(shared_buffer.size(), self->read_size_)));
               },
               [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
                   auto* self = static_cast<StreamHandle*>(s->data);
@@ -179,20 +206,36 @@ void StreamHandle<T>::stop_read() {
     if (this->is_open()) uv_read_stop(stream());
 }
 
-template <typename T>
-bool StreamHandle<T>::write(std::string data) {
-    if (!this->is_open() || uv_is_closing(reinterpret_cast<uv_handle_t*>(this->get())) != 0) return false;
-    if (!uv_is_writable(stream())) return false;
-    auto* request = new WriteRequest{};
-    request->data = std::move(data);
-    uv_buf_t buf = uv_buf_init(request->data.data(), static_cast<unsigned>(request->data.size()));
-    int rc = uv_write(&request->req, stream(), &buf, 1,
+namespace {
+// Takes ownership of request; false (and nothing written) when the stream cannot take it.
+bool queue_write(uv_stream_t* stream, WriteRequest* request, const std::string& bytes) {
+    uv_buf_t buf = uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+    int rc = uv_write(&request->req, stream, &buf, 1,
                       [](uv_write_t* req, int) { delete reinterpret_cast<WriteRequest*>(req); });
     if (rc < 0) {
         delete request;
         return false;
     }
     return true;
+}
+}  // namespace
+
+template <typename T>
+bool StreamHandle<T>::write(std::string data) {
+    if (!this->is_open() || uv_is_closing(reinterpret_cast<uv_handle_t*>(this->get())) != 0) return false;
+    if (!uv_is_writable(stream())) return false;
+    auto* request = new WriteRequest{};
+    request->data = std::move(data);
+    return queue_write(stream(), request, request->data);
+}
+
+template <typename T>
+bool StreamHandle<T>::write(std::shared_ptr<const std::string> data) {
+    if (!data || !this->is_open() || uv_is_closing(reinterpret_cast<uv_handle_t*>(this->get())) != 0) return false;
+    if (!uv_is_writable(stream())) return false;
+    auto* request = new WriteRequest{};
+    request->shared = std::move(data);
+    return queue_write(stream(), request, *request->shared);
 }
 
 template <typename T>
@@ -232,10 +275,10 @@ Stream::Stream(Loop& loop) {
 
 void Stream::open_fd(int fd) { check(uv_pipe_open(get(), fd), "uv_pipe_open"); }
 
-void Stream::bind_and_listen(const std::string& path, std::function<void()> on_connection) {
+void Stream::bind_and_listen(const std::string& path, int backlog, std::function<void()> on_connection) {
     on_connection_ = std::move(on_connection);
     check(uv_pipe_bind(get(), path.c_str()), "bind " + path);
-    check(uv_listen(stream(), 64,
+    check(uv_listen(stream(), backlog,
                     [](uv_stream_t* s, int status) {
                         auto* self = static_cast<Stream*>(s->data);
                         if (self != nullptr && status == 0) guarded("listen", self->on_connection_);

@@ -130,6 +130,20 @@ private:
     Callback cb_;
 };
 
+// Runs its callback once per loop turn, after the I/O of that turn, while started. For "again
+// on the next turn": a 0 ms timer restarted from a timer callback runs again in the same turn
+// (libuv 1.44), before any I/O is polled.
+class Idle : public Handle<uv_idle_t> {
+public:
+    explicit Idle(Loop& loop);
+    void start(std::function<void()> cb);
+    void stop();
+    bool active() const;
+
+private:
+    std::function<void()> cb_;
+};
+
 class Signal : public Handle<uv_signal_t> {
 public:
     explicit Signal(Loop& loop);
@@ -174,7 +188,11 @@ public:
     void stop_read();
     // Copies data. Returns false (and writes nothing) when the stream is closed.
     bool write(std::string data);
+    // The same for a line written to many streams: they share one copy.
+    bool write(std::shared_ptr<const std::string> data);
     size_t write_queue_bytes() const;
+    // At most this much per read (64 KiB at most): what a read brings may have to wait in memory.
+    void set_read_size(size_t bytes) { read_size_ = bytes; }
     // Calls done once every queued write has gone out (or failed).
     void shutdown(std::function<void()> done);
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(this->get()); }
@@ -186,6 +204,7 @@ private:
     ReadCallback on_data_;
     EndCallback on_end_;
     std::function<void()> on_shutdown_;
+    size_t read_size_ = 64 * 1024;
 };
 
 // A pipe, tty or unix socket. ipc is always false: pilogger never passes handles over pipes.
@@ -196,7 +215,9 @@ public:
     void open_fd(int fd);  // adopt an existing descriptor (stdin/stdout, socketpair)
 
     // For the server side of a unix socket.
-    void bind_and_listen(const std::string& path, std::function<void()> on_connection);
+    // backlog: connections the kernel queues before we accept them; past it a (non-blocking)
+    // connect fails with EAGAIN.
+    void bind_and_listen(const std::string& path, int backlog, std::function<void()> on_connection);
     void accept_into(Stream& client);
     void connect(const std::string& path, std::function<void(int status)> on_connected);
 

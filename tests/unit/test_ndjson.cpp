@@ -46,6 +46,44 @@ TEST_CASE("an over-long line is dropped without being buffered, and the next lin
     CHECK(framer.overflowed_lines() == 1);
 }
 
+TEST_CASE("at the end of the input a last line without its newline still counts") {
+    LineFramer framer(1024);
+    Collected out;
+    feed(framer, "{\"a\":1}\n{\"b\":2}", out);
+    CHECK(out.lines.size() == 1);
+    framer.finish([&](std::string_view line) { out.lines.emplace_back(line); }, [&](size_t n) { out.overflows.push_back(n); });
+    CHECK(out.lines == std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"});
+    CHECK(framer.buffered_bytes() == 0);
+    // An over-long last line is reported, not delivered.
+    feed(framer, std::string(2000, 'x'), out);
+    framer.finish([&](std::string_view line) { out.lines.emplace_back(line); }, [&](size_t n) { out.overflows.push_back(n); });
+    CHECK(out.lines.size() == 2);
+    CHECK(out.overflows == std::vector<size_t>{2000});
+}
+
+TEST_CASE("a long line's buffer is given back once the line is done") {
+    LineFramer framer;
+    Collected out;
+    feed(framer, std::string(200 * 1024, 'x'), out);
+    CHECK(framer.memory_bytes() >= 200 * 1024);
+    feed(framer, "\n", out);
+    CHECK(out.lines.size() == 1);
+    CHECK(framer.memory_bytes() <= 4 * 1024);
+}
+
+TEST_CASE("a NUL byte makes a line invalid, whatever comes before it") {
+    using namespace std::string_literals;
+    // nlohmann stops at a NUL: this was a status request, and the rest was never looked at.
+    Message m = parse_message("{\"id\":1,\"cmd\":\"status\"}\0{\"id\":2,\"cmd\":\"shutdown\"}"s);
+    CHECK(m.kind == Message::Kind::Invalid);
+    CHECK(m.problem == "not valid JSON (a NUL byte at offset 23)");
+    CHECK(parse_message("\0"s).kind == Message::Kind::Invalid);
+    // Escaped, it is a character like any other.
+    Message escaped = parse_message(R"({"event":"log","message":"a\u0000b"})");
+    REQUIRE(escaped.kind == Message::Kind::Event);
+    CHECK(escaped.body["message"].get<std::string>() == "a\0b"s);
+}
+
 TEST_CASE("messages are classified and bad ones explained") {
     CHECK(parse_message("{\"id\":1,\"cmd\":\"status\"}").kind == Message::Kind::Command);
     CHECK(parse_message("{\"id\":1,\"ok\":true,\"result\":{}}").kind == Message::Kind::Reply);

@@ -112,6 +112,11 @@ TEST_CASE("control requests: each argument typed and bounded") {
     CHECK(request(R"({"id":6,"cmd":"module_command","args":{"name":"cam0","cmd":"snapshot","args":[]}})").error_code ==
           errc::kBadRequest);
     CHECK(request(R"({"id":7,"cmd":"module_restart","args":{"name":null}})").error_code == errc::kBadRequest);
+    // What only the supervisor sends a module: a note around it would have any id, time and trial.
+    auto forged = request(R"({"id":7,"cmd":"module_command","args":{"name":"*","cmd":"note","args":{"text":"x","note_id":1}}})");
+    CHECK(forged.problem == "note is sent by the supervisor; use the note command");
+    CHECK(request(R"({"id":7,"cmd":"module_command","args":{"name":"cam0","cmd":"stop_recording"}})").problem.find(
+              "use the session and trial commands") != std::string::npos);
     CHECK(request(R"({"id":8,"cmd":"fly"})").error_code == errc::kUnknownCommand);
     auto label = request(R"({"id":9,"cmd":"session_start","args":{"label":"Fahrt 3 – Müller 🚗"}})");
     REQUIRE(label.ok());

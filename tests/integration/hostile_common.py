@@ -101,6 +101,15 @@ class Watch:
         return max(self.rss + [self.baseline_kb]) - self.baseline_kb
 
 
+def end_recording(test, rig, control, watch):
+    """Stops the trial, the watch and the supervisor, which must exit 0."""
+    r = control.request("trial_stop", timeout=30)
+    test.assertTrue(r["ok"], r)
+    watch.stop()
+    code, _, err = rig.shutdown(timeout=60)
+    test.assertEqual(code, 0, err)
+
+
 def check_rss_growth(test, watch):
     """The supervisor's peak RSS growth over the recording, in KiB: at most RSS_BOUND_KB."""
     growth = watch.peak_rss_growth_kb()

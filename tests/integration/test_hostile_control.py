@@ -329,11 +329,7 @@ class HostileControl(unittest.TestCase):
 
         cam = rig.module("cam0")
         self.assertEqual((cam["state"], cam["restarts"], cam["stats"].get("dropped")), ("recording", 0, 0), cam)
-        r = control.request("trial_stop", timeout=30)
-        self.assertTrue(r["ok"], r)
-        watch.stop()
-        code, _, err = rig.shutdown(timeout=60)
-        self.assertEqual(code, 0, err)
+        hc.end_recording(self, rig, control, watch)
         self.check_after(rig, watch, len(table), line_count)
         print(f"test duration {time.monotonic() - t_begin:.1f} s", flush=True)
 

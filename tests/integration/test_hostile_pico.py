@@ -289,11 +289,7 @@ class HostilePico(unittest.TestCase):
         cam = rig.module("cam0")
         self.assertEqual((cam["state"], cam["restarts"]), ("recording", 0), cam)  # its drops: check_after
         final = self.pico()
-        r = control.request("trial_stop", timeout=30)
-        self.assertTrue(r["ok"], r)
-        watch.stop()
-        code, _, err = rig.shutdown(timeout=60)
-        self.assertEqual(code, 0, err)
+        hc.end_recording(self, rig, control, watch)
         self.check_after(watch, final, sum(1 for row in table if not row[0].startswith("(")))  # not the summary row
         print(f"test duration {time.monotonic() - t_begin:.1f} s", flush=True)
 

@@ -11,7 +11,7 @@
 //  - events to a subscriber that does not read are dropped (counted) beyond a small backlog,
 //    and one that stays behind is disconnected;
 //  - all clients together: their unserved input is bounded (past it the client whose input has
-//    waited longest goes) and so is their unsent output (past it, clients that have some get no
+//    holds the most goes) and so is their unsent output (past it, clients that have some get no
 //    more until they read), so 256 hostile clients cost a few MiB, not 256 times a client's bound;
 //  - a client that half-closes after its requests still gets every answer, then the socket closes.
 #pragma once
@@ -80,7 +80,7 @@ private:
     size_t take(ClientId id, Client& c, std::string_view data);
     void take_held(ClientId id, Client& c);
     void count_input(Client& c);
-    // All clients' unserved input over its bound: the one whose input waited longest goes.
+    // All clients' unserved input over its bound: the one holding the most goes.
     void enforce_input_bound();
     size_t output_bytes() const;
     void serve();          // one round of requests, a few per client

@@ -670,7 +670,7 @@ void Supervisor::add_note(const std::string& text, std::optional<int64_t> client
                           " queued, " + std::to_string(note_bytes_waiting_ / 1024) + " KiB; limits " +
                           std::to_string(kMaxQueuedNotes) + " and " + std::to_string(kMaxNoteBytesWaiting / 1024) +
                           " KiB); try again";
-        if (control_problem_limit_.allow(mono_ns())) record_event("note_refused", "notes", why);
+        if (refusal_limit_.allow(mono_ns())) record_event("note_refused", "notes", why);
         return done(CommandResult::failure(errc::kUnavailable, why));
     }
     note_bytes_waiting_ += text.size();
@@ -762,7 +762,7 @@ void Supervisor::module_command(const std::string& name, const std::string& cmd,
             std::string why = e->process->name() + " has not read " + std::to_string(unread / 1024) +
                               " KiB of earlier commands yet (limit " + std::to_string(kMaxModuleCommandBacklog / 1024) +
                               " KiB); try again";
-            if (control_problem_limit_.allow(mono_ns())) record_event("module_command_refused", e->process->name(), why);
+            if (refusal_limit_.allow(mono_ns())) record_event("module_command_refused", e->process->name(), why);
             return then(CommandResult::failure(errc::kUnavailable, why));
         }
         e->process->send(cmd, args, std::move(then));
@@ -852,10 +852,13 @@ void Supervisor::tick() {
     // What the rate limit kept out of events.csv is still said, once a second at most.
     if (now - control_flood_reported_ns_ >= 1'000'000'000) {
         control_flood_reported_ns_ = now;
-        if (uint64_t held = control_problem_limit_.take_suppressed(); held > 0) {
+        uint64_t problems = control_problem_limit_.take_suppressed();
+        uint64_t refusals = refusal_limit_.take_suppressed();
+        if (problems + refusals > 0) {
             record_event("control_flood", "",
-                         std::to_string(held) + " control-client problems over the rate limit (2 a second) not "
-                                                "recorded; status.control counts them");
+                         std::to_string(problems) + " control-client problems and " + std::to_string(refusals) +
+                             " refused notes or module commands over the rate limits (2 a second each) not "
+                             "recorded; status counts them");
         }
     }
     maybe_start_planned_trial();

@@ -176,6 +176,9 @@ private:
     int64_t started_mono_ns_ = 0;
     int64_t last_tick_mono_ns_ = 0;
     RateLimit control_problem_limit_{2, 10};  // control-client problems written to events.csv
+    // Notes and module commands refused for load: their own budget, so a storm of them never
+    // crowds out why a client was disconnected.
+    RateLimit refusal_limit_{2, 10};
     int64_t control_flood_reported_ns_ = 0;   // the last summary of those it held back
     std::vector<std::string> session_dirs_;
     json host_ = json::object();  // hostname, kernel, machine, os

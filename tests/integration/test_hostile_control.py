@@ -437,14 +437,14 @@ class HostileControl(unittest.TestCase):
     def flood(self):
         """100,000 lines a second for 3 s (garbage, and a status every 1000th), read meanwhile."""
         c = self.connect(timeout=60)
-        got = {"answers": 0, "parse_error": 0, "ok": 0}
+        got = {"answers": 0, "parse_error": 0, "ok": 0, "other": 0}
 
         def read():
+            # Told apart without parsing each: the test must not take the camera's CPU.
             f = c.makefile("rb")
             for line in f:
-                m = json.loads(line)
                 got["answers"] += 1
-                got["ok" if m.get("ok") else "parse_error"] += 1
+                got["ok" if b'"ok":true' in line else "parse_error" if b'"parse_error"' in line else "other"] += 1
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
@@ -463,7 +463,7 @@ class HostileControl(unittest.TestCase):
         reader.join(60)
         c.close()
         self.assertEqual(got["answers"], sent)
-        self.assertEqual(got["ok"], 300)
+        self.assertEqual((got["ok"], got["other"]), (300, 0))
         return [(f"flood: {sent} lines in {took:.1f} s", f"{got['parse_error']} parse_error + {got['ok']} ok",
                  f"every line answered ({sent / took:.0f} lines/s offered)")]
 
@@ -587,14 +587,14 @@ class HostileControl(unittest.TestCase):
 
     def note_storm_40(self):
         """40 clients each pipelining 50 notes of 60 KB: past 2 MiB of notes waiting for the notes
-        module they are refused, and clients whose input waits longest are let go."""
+        module they are refused, and the clients holding the most input are let go."""
         dropped = self.status()["notes"]["dropped"]
         text = lambda k, i: f"storm40 {k}.{i} " + "t" * 60000  # noqa: E731
         o = self.storm(40, 50, lambda k, i: request(i, "note", {"text": text(k, i)}), "too many notes waiting")
         self.assertEqual(self.status()["notes"]["dropped"] - dropped, o["refused"])
         self.notes_accepted += [text(k, i) for k, i in o["oks"]]
         return [("40 clients x 50 notes of 60 KB", f"{o['ok']} ok, {o['refused']} unavailable",
-                 f"{o['cut off']} clients let go (their input waited longest)")]
+                 f"{o['cut off']} clients let go (they held the most input)")]
 
     def module_command_storm_40(self):
         """40 clients each pipelining 30 module commands with 200 KB of arguments: past 1 MiB the
@@ -604,7 +604,7 @@ class HostileControl(unittest.TestCase):
             "name": "healthy", "cmd": "ping", "args": {"n": i, "pad": "p" * 200_000}}), "healthy has not read")
         self.assertEqual(self.status()["module_commands_refused"] - refused, o["refused"])
         return [("40 clients x 30 module commands of 200 KB", f"{o['ok']} ok, {o['refused']} unavailable",
-                 f"{o['cut off']} clients let go (their input waited longest)")]
+                 f"{o['cut off']} clients let go (they held the most input)")]
 
     @staticmethod
     def send_quietly(sock, data):
@@ -637,10 +637,10 @@ class HostileControl(unittest.TestCase):
         return [(f"{n} module commands pipelined", f"ok x{n}", "in order, 8 at a time in flight")]
 
     def pipeliners(self):
-        """10 clients pipelining 3000 status each without reading, for 3 s; then they read."""
+        """10 clients pipelining 2000 status each without reading, for 3 s; then they read."""
         base = self.status()["control"]  # the subscribers that never read hold some output too
         clients = [self.connect(timeout=60) for _ in range(10)]
-        data = request(1, "status") * 3000
+        data = request(1, "status") * 2000
         senders = [threading.Thread(target=s.sendall, args=(data,), daemon=True) for s in clients]
         for t in senders:
             t.start()
@@ -654,23 +654,27 @@ class HostileControl(unittest.TestCase):
             for k in worst:
                 worst[k] = max(worst[k], control[k] - base[k])
             time.sleep(0.2)  # pacing
-        counts = []
+        # They all read at once now (each within 10 s of being blocked, or it would be let go).
+        counts = [0] * len(clients)
+
+        def read(k):
+            f = clients[k].makefile("rb")
+            while counts[k] < 2000 and f.readline():
+                counts[k] += 1
+
+        readers = [threading.Thread(target=read, args=(k,), daemon=True) for k in range(len(clients))]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join(60)
         for s in clients:
-            f = s.makefile("rb")
-            n = 0
-            while n < 3000:
-                line = f.readline()
-                if not line:
-                    break
-                n += 1
-            counts.append(n)
             s.close()
         for t in senders:
             t.join(10)
-        self.assertEqual(counts, [3000] * 10)
+        self.assertEqual(counts, [2000] * 10)
         self.assertLess(worst["input_bytes"], 10 * 8 * 1024)
         self.assertLess(worst["output_bytes"], 10 * 16 * 1024)
-        return [("10 clients pipelining 3000 status unread", "30000 answers once read",
+        return [("10 clients pipelining 2000 status unread", "20000 answers once read",
                  f"input <= {worst['input_bytes']} B, output <= {worst['output_bytes']} B, "
                  f"status meanwhile max {max(t_status):.0f} ms")]
 
@@ -701,44 +705,42 @@ class HostileControl(unittest.TestCase):
         return [("200 clients at once (status, note, subscribe)", "600 ok", f"all answered within {took:.1f} s")]
 
     def over_the_client_limit(self):
-        """Up to the limit of 256, then one more: refused with a reason, and a row in events.csv."""
+        """Up to the limit of 256 and 3 more: those are refused with a reason, and a row in events.csv."""
         before = self.status()["control"]
-        socks = []
-        # Wait for the last clients to be gone first.
+        # The clients of earlier cases gone first, and no more leaving.
         wait_for(lambda: self.status()["control"]["clients"] < 40, 10, what="the clients of earlier cases to go")
-        refused = eof = None
-        for attempt in range(5):
-            # Up to the limit (earlier clients may still be leaving meanwhile), then one more.
-            for _ in range(10):
-                socks += [self.connect() for _ in range(256 - self.status()["control"]["clients"])]
-                try:
-                    wait_for(lambda: self.status()["control"]["clients"] == 256, 2, what="256 clients")
-                    break
-                except AssertionError:
-                    pass  # accepted while others left: top up
-            extra = self.connect()
-            extra.settimeout(2)
-            f = extra.makefile("rb")
+        counts = []
+
+        def settled():
+            counts.append(self.status()["control"]["clients"])
+            return len(counts) >= 5 and len(set(counts[-5:])) == 1
+
+        wait_for(settled, 10, interval=0.1, what="the number of clients to settle")
+        socks = [self.connect() for _ in range(256 - counts[-1] + 3)]
+        refused = []
+        for s in socks[-3:]:
+            s.settimeout(5)
+            f = s.makefile("rb")
             try:
-                refused = json.loads(f.readline())
-                eof = f.readline()
-                extra.close()
-                break
+                refused.append((json.loads(f.readline()), f.readline()))
             except socket.timeout:
-                socks.append(extra)  # one left just before: this one took its place
+                pass  # accepted: a client of an earlier case left after all
         for s in socks:
             s.close()
-        self.assertEqual(refused["error"]["code"], "unavailable", refused)
-        self.assertIn("too many clients", refused["error"]["message"])
-        self.assertEqual(eof, b"")
+        self.assertTrue(refused, "nobody was refused")
+        for answer, eof in refused:
+            self.assertEqual(answer["error"]["code"], "unavailable", answer)
+            self.assertIn("too many clients", answer["error"]["message"])
+            self.assertEqual(eof, b"", "the refused client's socket is closed")
         after = self.status()["control"]
-        self.assertEqual(after["clients_refused"], before["clients_refused"] + 1)
+        self.assertEqual(after["clients_refused"] - before["clients_refused"], len(refused))
         self.reported("refused a control client: 256 are connected")
-        return [("client 257", "unavailable", refused["error"]["message"] + ", then closed")]
+        return [(f"clients 257 to {256 + len(refused)}", "unavailable", refused[0][0]["error"]["message"] +
+                 ", then closed")]
 
     def unfinished_lines(self):
         """200 clients each leave 100 KB of a line unfinished (20 MB): past 4 MiB together, the
-        longest waiting ones go."""
+        ones holding the most go."""
         before = self.status()["control"]
         socks = []
         for i in range(200):
@@ -847,6 +849,8 @@ class HostileControl(unittest.TestCase):
         events = rig.events()
         control_rows = [e for e in events if e["event"] == "control_client"]
         self.assertLessEqual(len(control_rows), 10 + 2 * seconds + 2)
+        refusals = [e for e in events if e["event"] in ("note_refused", "module_command_refused")]
+        self.assertLessEqual(len(refusals), 10 + 2 * seconds + 2)
         self.assertLessEqual(len([e for e in events if e["event"] == "control_flood"]), seconds + 2)
         size = os.path.getsize(os.path.join(session, "events.csv"))
         self.assertLess(size, 1 << 20, "events.csv stays small")

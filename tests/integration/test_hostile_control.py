@@ -551,6 +551,7 @@ class HostileControl(unittest.TestCase):
         lock = threading.Lock()
 
         def client(k):
+            s = None
             try:
                 s = self.connect(timeout=30)
                 data = b"".join(line(k, i) for i in range(per_client))
@@ -569,10 +570,12 @@ class HostileControl(unittest.TestCase):
                             self.assertEqual(m["error"]["code"], "unavailable", m)
                             self.assertIn(refusal, m["error"]["message"])
                             outcome["refused"] += 1
-                s.close()
             except OSError:
                 with lock:
                     outcome["cut off"] += 1
+            finally:
+                if s is not None:
+                    s.close()
 
         threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
         for t in threads:

@@ -14,11 +14,13 @@
 #include "state_model.hpp"
 #include "support.hpp"
 
+#include <QCoreApplication>
 #include <QPushButton>
 #include <QStandardPaths>
 #include <QTreeWidget>
 
 #include <algorithm>
+#include <csignal>
 
 using namespace pilogger;
 using namespace pilogger::gui;
@@ -52,8 +54,11 @@ private Q_SLOTS:
         const QString problem = rig_.make();
         QVERIFY2(problem.isEmpty(), qPrintable(problem));
         qputenv("XDG_RUNTIME_DIR", rig_.runtime.toUtf8());
-        supervisor_.setProgram(gui_test::bin(QStringLiteral("pilogger")));
-        supervisor_.setArguments({QStringLiteral("run"), QStringLiteral("--config"), rig_.config});
+        // Through pilogger-spawn: SIGKILL if this test dies half-way, so no supervisor records on.
+        const QString pilogger = gui_test::bin(QStringLiteral("pilogger"));
+        supervisor_.setProgram(gui_test::bin(QStringLiteral("pilogger-spawn")));
+        supervisor_.setArguments({QString::number(SIGKILL), QString::number(QCoreApplication::applicationPid()), pilogger,
+                                  pilogger, QStringLiteral("run"), QStringLiteral("--config"), rig_.config});
         supervisor_.setStandardOutputFile(rig_.tmp.filePath(QStringLiteral("supervisor.out")));
         supervisor_.setStandardErrorFile(rig_.tmp.filePath(QStringLiteral("supervisor.out")), QIODevice::Append);
         supervisor_.start();

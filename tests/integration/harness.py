@@ -18,6 +18,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("PILOGGER_SOURCE", os.path.abspath(os.path.join(HERE, "..", "..")))
 BIN = os.environ.get("PILOGGER_BIN", os.path.join(SOURCE, "build", "bin"))
 PILOGGER = os.path.join(BIN, "pilogger")
+SPAWN = os.path.join(BIN, "pilogger-spawn")
+
+
+def dies_with_test(argv):
+    """argv started through pilogger-spawn: SIGKILL when this test process dies, so a test killed
+    half-way (a timeout, a closed pipe) leaves no supervisor recording on, nor its modules."""
+    program = argv[0] if os.path.isabs(argv[0]) else shutil.which(argv[0])
+    return [SPAWN, str(int(signal.SIGKILL)), str(os.getpid()), program, *argv]
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):
@@ -153,7 +161,7 @@ class Rig:
 
     # ---- the supervisor ----
     def start(self, *args):
-        self.proc = subprocess.Popen([PILOGGER, "run", "--config", self.config, *args], env=self.env,
+        self.proc = subprocess.Popen(dies_with_test([PILOGGER, "run", "--config", self.config, *args]), env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: self.try_status() is not None, 10, what="the control socket")
         return self.proc

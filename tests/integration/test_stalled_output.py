@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import PILOGGER, Rig, read_csv, wait_for
+from harness import PILOGGER, Rig, dies_with_test, read_csv, wait_for
 
 RECORD_S = 30
 
@@ -69,7 +69,7 @@ class StalledOutput(unittest.TestCase):
         # Ctrl-S typed on the terminal: it takes no more output, and a write to it blocks once
         # its buffer is full (nobody reads the master side either).
         os.write(master, b"\x13")
-        rig.proc = subprocess.Popen([PILOGGER, "run", "--config", rig.config], env=rig.env,
+        rig.proc = subprocess.Popen(dies_with_test([PILOGGER, "run", "--config", rig.config]), env=rig.env,
                                     stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, start_new_session=True)
         os.close(slave)
         wait_for(lambda: rig.try_status() is not None, 10, what="the control socket")

@@ -23,7 +23,7 @@ import subprocess
 import time
 import unittest
 
-from harness import PILOGGER, Rig, read_csv, wait_for
+from harness import PILOGGER, Rig, dies_with_test, read_csv, wait_for
 
 LIMIT_S = 1.1
 TRIAL_S = 7.0
@@ -118,8 +118,8 @@ class SyncSchedule(unittest.TestCase):
             env["ASAN_OPTIONS"] += ":detect_leaks=0"
         # --seccomp-bpf: only the traced calls stop the processes (the others run at full speed).
         rig.proc = subprocess.Popen(
-            ["strace", "-f", "-y", "-ttt", "-T", "-s", "256", "--seccomp-bpf", "-e", f"trace={TRACED}",
-             "-o", trace, PILOGGER, "run", "--config", rig.config],
+            dies_with_test(["strace", "-f", "-y", "-ttt", "-T", "-s", "256", "--seccomp-bpf", "-e",
+                            f"trace={TRACED}", "-o", trace, PILOGGER, "run", "--config", rig.config]),
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: rig.try_status() is not None, 20, what="the control socket")
 

@@ -157,6 +157,17 @@ def check_notes(test, session_dir, watch):
     return len(watch.notes_sent)
 
 
+def check_recording_whole(test, session_dir, watch):
+    """What every hostile test asserts after its recording: the camera lost no frame, every note
+    is in notes.csv, the subscriber saw only real supervisor events, RSS stayed bounded.
+    Returns (frames, expected frames, notes sent, RSS growth in KiB)."""
+    frames, expected = check_camera(test, session_dir)
+    notes = check_notes(test, session_dir, watch)
+    check_subscription(test, watch)
+    growth = check_rss_growth(test, watch)
+    return frames, expected, notes, growth
+
+
 def session_seconds(session_dir):
     events = read_csv(os.path.join(session_dir, "events.csv"))
     return (int(events[-1]["mono_ns"]) - int(events[0]["mono_ns"])) / 1e9

@@ -840,14 +840,11 @@ class HostileControl(unittest.TestCase):
     # ---- afterwards ----
     def check_after(self, rig, watch, cases, line_count):
         session = rig.session_dir()
-        frames, expected = hc.check_camera(self, session)
-        notes = hc.check_notes(self, session, watch)
-        hc.check_subscription(self, watch)
+        frames, expected, notes, growth = hc.check_recording_whole(self, session, watch)
         texts = set(r["text"] for r in read_csv(os.path.join(session, "notes", "notes.csv")))
         missing = [t[:60] for t in self.notes_accepted if t not in texts]
         self.assertEqual(missing, [], "notes answered ok but not in notes.csv")
         self.assertNotIn(hc.FORGED, "".join(texts))
-        growth = hc.check_rss_growth(self, watch)
         seconds = hc.session_seconds(session)
         events = rig.events()
         control_rows = [e for e in events if e["event"] == "control_client"]

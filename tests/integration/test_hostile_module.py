@@ -375,10 +375,7 @@ class HostileModule(unittest.TestCase):
 
     def check_after(self, rig, watch):
         session = rig.session_dir()
-        frames, expected = hc.check_camera(self, session)
-        notes = hc.check_notes(self, session, watch)
-        hc.check_subscription(self, watch)
-        growth = hc.check_rss_growth(self, watch)
+        frames, expected, notes, growth = hc.check_recording_whole(self, session, watch)
 
         # events.csv: bounded by the rate limits, per module, over the session's length.
         seconds = hc.session_seconds(session)

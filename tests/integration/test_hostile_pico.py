@@ -536,10 +536,7 @@ class HostilePico(unittest.TestCase):
         rig = self.rig
         session = rig.session_dir()
         self.print_camera_drops(session)
-        frames, expected = hc.check_camera(self, session)
-        notes = hc.check_notes(self, session, watch)
-        hc.check_subscription(self, watch)
-        growth = hc.check_rss_growth(self, watch)
+        frames, expected, notes, growth = hc.check_recording_whole(self, session, watch)
 
         # events.csv: the Pico's reports at 5 a second (burst 20), one summary a second at most.
         seconds = hc.session_seconds(session)

@@ -183,15 +183,21 @@ TEST_CASE("pico config: mistakes name the key") {
     CHECK(e.find("pico.emulator.loss") != std::string::npos);
 }
 
-TEST_CASE("pico link: HELLO, clock fit, trial LED, prompt recovery, restart and unplug") {
-    uv::Loop loop;
-    test::TempDir tmp;
-    FakePico pico(loop);
+// The fake Pico's link, pinging often so a test sees a clock fit within a second or two.
+static PicoConfig fast_ping_config(const FakePico& pico) {
     PicoConfig config;
     config.device = pico.path();
     config.ping_interval_ms = 300;
     config.ping_burst = 4;
     config.ping_spacing_ms = 2;
+    return config;
+}
+
+TEST_CASE("pico link: HELLO, clock fit, trial LED, prompt recovery, restart and unplug") {
+    uv::Loop loop;
+    test::TempDir tmp;
+    FakePico pico(loop);
+    PicoConfig config = fast_ping_config(pico);
     std::vector<std::string> events;
     std::vector<std::string> logs;
     PicoLink link(loop, config, tmp.path.string(),
@@ -297,11 +303,7 @@ TEST_CASE("pico link: a hostile Pico's lines are counted, recorded at a bounded 
     uv::Loop loop;
     test::TempDir tmp;
     FakePico pico(loop);
-    PicoConfig config;
-    config.device = pico.path();
-    config.ping_interval_ms = 300;
-    config.ping_burst = 4;
-    config.ping_spacing_ms = 2;
+    PicoConfig config = fast_ping_config(pico);
     std::vector<std::pair<std::string, std::string>> events;
     PicoLink link(loop, config, tmp.path.string(),
                   PicoLink::Callbacks{[](std::string_view, const std::string&) {},

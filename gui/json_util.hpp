@@ -13,7 +13,7 @@
 
 namespace pilogger::gui {
 
-// The core's non-throwing readers (logger_core/json_read.hpp), under the GUI's short names.
+// The core's non-throwing readers (logger_core/protocol/json_read.hpp), under the GUI's short names.
 using read::field;
 using read::flag;
 using read::integer;

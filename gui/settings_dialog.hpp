@@ -1,5 +1,5 @@
 // Edits a YAML config file. Every change is checked with the loader the CLI and the supervisor
-// use (logger_core/config.hpp), so the messages are the same as `pilogger config check`: file,
+// use (logger_core/config/config.hpp), so the messages are the same as `pilogger config check`: file,
 // line, column, key and what was expected. An invalid file is never saved. Reading, checking and
 // writing the file run on a pool thread: the window never waits for the disk or the parser.
 #pragma once

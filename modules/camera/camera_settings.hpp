@@ -1,4 +1,4 @@
-// One camera's settings, as validated by the config loader (logger_core/config.cpp) and sent in
+// One camera's settings, as validated by the config loader (logger_core/config/config.cpp) and sent in
 // `configure`. docs/camera.md lists every key with its default.
 #pragma once
 

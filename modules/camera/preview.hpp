@@ -1,6 +1,6 @@
 // Preview frames for the GUI in POSIX shared memory, guarded by a sequence counter (a seqlock):
 // the writer never waits for a reader, and a reader retries when the counter moved under it.
-// The layout (header_bytes 64 here) and the seqlock writer live in logger_core/preview_shm.hpp,
+// The layout (header_bytes 64 here) and the seqlock writer live in logger_core/sdk/preview_shm.hpp,
 // shared with the eye tracker's scene preview; docs/camera.md and docs/gui.md describe it.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The eye tracker's settings: the same keys and defaults as the YAML loader's
-// (logger_core/config.cpp, docs/eyetracker.md).
+// (logger_core/config/config.cpp, docs/eyetracker.md).
 #pragma once
 
 #include <nlohmann/json.hpp>

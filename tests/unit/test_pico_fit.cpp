@@ -1,4 +1,4 @@
-// The Pico clock fit (logger_core/clock_fit.hpp) on synthetic exchanges of known offset and drift.
+// The Pico clock fit (logger_core/base/clock_fit.hpp) on synthetic exchanges of known offset and drift.
 #include "clock_fit.hpp"
 
 #include <doctest/doctest.h>

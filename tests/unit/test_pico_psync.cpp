@@ -1,4 +1,4 @@
-// PSYNC/1 parsing, line splitting, seq tracking and command formatting (logger_core/psync.hpp).
+// PSYNC/1 parsing, line splitting, seq tracking and command formatting (logger_core/pico/psync.hpp).
 #include "psync.hpp"
 
 #include <doctest/doctest.h>

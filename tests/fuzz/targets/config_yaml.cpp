@@ -1,4 +1,4 @@
-// The YAML configuration (logger_core/config.hpp): load_config_text on the input as a file's
+// The YAML configuration (logger_core/config/config.hpp): load_config_text on the input as a file's
 // text. ConfigError is the expected answer to bad input; any other exception, a crash or a hang
 // is a bug. A config that loads is also snapshotted as session.json does (to_json, dumped with
 // invalid UTF-8 replaced), and an eye tracker module's settings are read back the way the

@@ -1,4 +1,4 @@
-// A control-socket client's lines as the supervisor reads them (logger_core/control_request.hpp):
+// A control-socket client's lines as the supervisor reads them (logger_core/protocol/control_request.hpp):
 // LineFramer over fuzzer-chosen chunks, parse_message, then read_control_request on every
 // command, and the answer the supervisor would send. Invariants: a refused request says why with
 // an error code; an accepted one has its arguments within their bounds; every answer is one line

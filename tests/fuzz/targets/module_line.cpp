@@ -1,4 +1,4 @@
-// A module's stdout as the supervisor reads it (logger_core/module_message.hpp): the byte stream
+// A module's stdout as the supervisor reads it (logger_core/protocol/module_message.hpp): the byte stream
 // cut into fuzzer-chosen chunks by LineFramer, every line through read_module_line, and the
 // invariants the supervisor relies on when it stores, forwards or answers with the result: the
 // bounds of hello, replies and events hold, an event's body is a bounded object that serializes

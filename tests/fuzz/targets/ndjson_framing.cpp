@@ -1,4 +1,4 @@
-// NDJSON as the supervisor and the modules read it (logger_core/ndjson.hpp): a byte stream cut
+// NDJSON as the supervisor and the modules read it (logger_core/protocol/ndjson.hpp): a byte stream cut
 // into fuzzer-chosen chunks through LineFramer, parse_message on every line, and what the
 // supervisor does with a valid message's body: forward it, serialized again (make_event and
 // friends, invalid UTF-8 replaced).

@@ -1,4 +1,4 @@
-// The Pico W serial link (logger_core/psync.hpp): the byte stream cut into fuzzer-chosen chunks
+// The Pico W serial link (logger_core/pico/psync.hpp): the byte stream cut into fuzzer-chosen chunks
 // through psync::LineSplitter as PicoLink::read_input does, psync::parse_line on every line, and
 // what PicoLink::handle_line does with a parsed line that needs no device: the seq tracker, the
 // PING/PONG exchanges into the clock fit (SyncExchange, ClockFit, as finish_burst keeps the

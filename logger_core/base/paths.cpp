@@ -4,7 +4,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -43,11 +42,10 @@ std::string create_directories(const std::string& dir) {
 }
 
 std::string executable_dir() {
-    char buf[4096];
-    size_t size = sizeof buf;
-    if (uv_exepath(buf, &size) != 0) return ".";
-    std::string path(buf, size);
-    return path.substr(0, path.find_last_of('/'));
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) return ".";
+    return self.parent_path().string();
 }
 
 std::string find_module_executable(const std::string& type) {

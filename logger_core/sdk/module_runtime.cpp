@@ -1,5 +1,7 @@
 #include "module_runtime.hpp"
 
+#include "module_catalog.hpp"  // program_catalog(): standalone mode
+
 #include "clock.hpp"
 #include "config.hpp"
 #include "output_queue.hpp"
@@ -10,6 +12,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <iostream>
 
 namespace pilogger {
@@ -101,8 +104,10 @@ void Reply::error(std::string_view code, std::string_view message) {
 
 // ---- ModuleRuntime ----
 
-ModuleRuntime::ModuleRuntime(std::string type, std::string name, bool supervised)
-    : type_(std::move(type)), name_(std::move(name)), supervised_(supervised) {
+ModuleRuntime::ModuleRuntime(std::string type, std::string name, bool supervised,
+                             std::vector<std::string> kind_capabilities)
+    : type_(std::move(type)), name_(std::move(name)), kind_capabilities_(std::move(kind_capabilities)),
+      supervised_(supervised) {
     started_mono_ns_ = mono_ns();
 }
 
@@ -401,11 +406,15 @@ int ModuleRuntime::run(Module& module, const json* standalone_settings,
         return 2;
     }
 
+    std::vector<std::string> capabilities = kind_capabilities_;
+    for (const std::string& extra : module.capabilities()) {
+        if (std::find(capabilities.begin(), capabilities.end(), extra) == capabilities.end()) capabilities.push_back(extra);
+    }
     emit("hello", json{{"protocol", kProtocolVersion},
                        {"type", type_},
                        {"version", PILOGGER_VERSION},
                        {"pid", static_cast<int64_t>(getpid())},
-                       {"capabilities", module.capabilities()}});
+                       {"capabilities", capabilities}});
 
     if (standalone_settings != nullptr) {
         stats_timer_->start(static_cast<uint64_t>(stats_interval_ms_) * 2,
@@ -418,10 +427,12 @@ int ModuleRuntime::run(Module& module, const json* standalone_settings,
     return exit_status_;
 }
 
-int run_module(int argc, char** argv, const std::string& type, const std::string& description,
+int run_module(int argc, char** argv, const ModuleKind& kind, const std::string& description,
                const ModuleFactory& factory) {
+    const std::string& type = kind.kind;
     CLI::App app{description, "pilogger-" + type};
     bool supervised = false;
+    bool describe = false;
     std::string name;
     std::string config_file;
     std::string output;
@@ -431,6 +442,9 @@ int run_module(int argc, char** argv, const std::string& type, const std::string
     app.add_option("--config", config_file, "Standalone: YAML config to take this module's settings from");
     app.add_option("--output", output, "Standalone: folder to record into (created if missing)");
     app.add_option("--duration", duration_s, "Standalone: stop after this many seconds")->check(CLI::NonNegativeNumber);
+    app.add_flag("--describe", describe,
+                 "Print this kind of module's settings and capabilities as JSON (what the supervisor and "
+                 "`pilogger config check` validate a config by; pilogger-module-sdk: answers --describe)");
     app.set_version_flag("--version", PILOGGER_VERSION);
     try {
         app.parse(argc, argv);
@@ -438,6 +452,10 @@ int run_module(int argc, char** argv, const std::string& type, const std::string
         return app.exit(e);
     }
 
+    if (describe) {
+        std::cout << kind.to_json().dump(2) << "\n";
+        return std::cout.good() ? 0 : 1;
+    }
     json settings;
     if (!supervised) {
         if (config_file.empty() || output.empty()) {
@@ -446,6 +464,7 @@ int run_module(int argc, char** argv, const std::string& type, const std::string
             return 2;
         }
         try {
+            program_catalog().remember(kind);  // the other modules' kinds come from their programs
             Config config = load_config_file(config_file);
             const ModuleConfig* found = nullptr;
             for (const auto& m : config.modules) {
@@ -473,7 +492,7 @@ int run_module(int argc, char** argv, const std::string& type, const std::string
     if (name.empty()) name = type;
 
     try {
-        ModuleRuntime runtime(type, name, supervised);
+        ModuleRuntime runtime(type, name, supervised, kind.capabilities);
         std::unique_ptr<Module> module = factory(runtime);
         int status = runtime.run(*module, supervised ? nullptr : &settings, output, duration_s);
         module.reset();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "ndjson.hpp"
+#include "settings_schema.hpp"
 #include "uv.hpp"
 
 #include <sys/types.h>
@@ -64,6 +65,7 @@ std::string trial_file_stem(int trial, int part);
 class Module {
 public:
     virtual ~Module() = default;
+    // What this instance can do beyond its kind's capabilities (ModuleKind), if anything.
     virtual std::vector<std::string> capabilities() const { return {}; }
 
     // Each hook answers through its Reply, now or later.
@@ -89,7 +91,8 @@ class ModuleRuntime {
 public:
     enum class State { Idle, Configured, InSession, Recording, Finishing };
 
-    ModuleRuntime(std::string type, std::string name, bool supervised);
+    ModuleRuntime(std::string type, std::string name, bool supervised,
+                  std::vector<std::string> kind_capabilities = {});
     ~ModuleRuntime();
 
     uv::Loop& loop() { return loop_; }
@@ -127,6 +130,7 @@ private:
 
     std::string type_;
     std::string name_;
+    std::vector<std::string> kind_capabilities_;
     bool supervised_;
     State state_ = State::Idle;
     Module* module_ = nullptr;
@@ -156,9 +160,10 @@ const char* to_string(ModuleRuntime::State state);
 using ModuleFactory = std::function<std::unique_ptr<Module>(ModuleRuntime&)>;
 
 // The whole main() of a module executable:
-//   supervised:  pilogger-<type> --supervised --name NAME
-//   standalone:  pilogger-<type> --config FILE [--name NAME] --output DIR [--duration S]
-int run_module(int argc, char** argv, const std::string& type, const std::string& description,
+//   supervised:  pilogger-<kind> --supervised --name NAME
+//   standalone:  pilogger-<kind> --config FILE [--name NAME] --output DIR [--duration S]
+//   described:   pilogger-<kind> --describe   (the kind's settings and capabilities as JSON)
+int run_module(int argc, char** argv, const ModuleKind& kind, const std::string& description,
                const ModuleFactory& factory);
 
 }  // namespace pilogger

@@ -26,7 +26,6 @@ public:
     explicit CameraModule(ModuleRuntime& runtime);
     ~CameraModule() override;
 
-    std::vector<std::string> capabilities() const override { return {"snapshot", "preview"}; }
     void configure(const json& settings, Reply reply) override;
     void start_session(const SessionInfo& session, Reply reply) override;
     void start_recording(const RecordingInfo& recording, Reply reply) override;

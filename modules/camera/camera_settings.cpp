@@ -1,101 +1,97 @@
 #include "camera_settings.hpp"
 
-#include "json_setting.hpp"
-
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <stdexcept>
 
 namespace pilogger::camera {
 
-namespace {
-
-template <typename T>
-T read(const nlohmann::json& j, const char* key, T fallback) {
-    return json_setting(j, key, fallback, "camera");
+const ModuleKind& camera_kind() {
+    static const ModuleKind kind = [] {
+        ModuleKind k;
+        k.kind = "camera";
+        k.summary = "one camera (libcamera, or a test pattern) into fragmented MP4 and one CSV row per frame";
+        k.files = "`camera/<name>/trial_NNN.mp4` and `trial_NNN_frames.csv` ([camera.md](camera.md))";
+        k.capabilities = {"snapshot", "preview"};
+        SettingsSchema& s = k.settings;
+        s.choice("backend", "libcamera", {"libcamera", "test_pattern"}, "`libcamera` or `test_pattern`");
+        s.text("camera", "0",
+               "libcamera: the index `pilogger devices` shows, the camera's full id, or a part of the id that matches "
+               "one camera (e.g. `i2c@88000`). With two cameras, prefer ids: indexes follow the sorted ids.");
+        s.integer("width", 1456, 16, 8192, "frame width in pixels. libcamera may adjust it; the module log says so.")
+            .must_be_even("YUV 4:2:0 video");
+        s.integer("height", 1088, 16, 8192, "frame height in pixels").must_be_even("YUV 4:2:0 video");
+        s.number("fps", 30, 1, 240, "frames per second. libcamera: set with `FrameDurationLimits`.");
+        s.choice("pixel_format", "YUV420",
+                 {"YUV420", "NV12", "YUYV", "UYVY", "RGB888", "BGR888", "XRGB8888", "XBGR8888", "MJPEG"},
+                 "what libcamera delivers (`MJPEG` for USB cameras at high resolution). Everything becomes YUV420 "
+                 "before encoding.");
+        s.integer("buffer_count", 6, 2, 32, "libcamera buffers, allocated and mmapped once");
+        s.integer("queue_frames", 30, 2, 600, "encoder queue bound (frames); the frame pool holds 6 more");
+        s.choice("encoder", "libx264", {"libx264", "h264_v4l2m2m"},
+                 "`h264_v4l2m2m` is the Pi 4's hardware encoder (not on the Pi 5)");
+        s.choice("preset", "ultrafast",
+                 {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"},
+                 "x264 preset");
+        s.choice("tune", "zerolatency",
+                 {"zerolatency", "film", "animation", "grain", "stillimage", "fastdecode", "none"}, "x264 tune, or `none`");
+        s.integer("crf", 23, 0, 51, "x264 constant quality (0 best, 51 worst), used when `bitrate_kbps` is 0");
+        s.integer("bitrate_kbps", 0, 0, 200000, "target bit rate; `h264_v4l2m2m` uses 10000 when 0");
+        s.integer("encoder_threads", 0, 0, 16, "encoder threads; 0 lets x264 choose");
+        s.integer("fragment_ms", 1000, 100, 1000, "longest MP4 fragment");
+        s.integer("preview_width", 320, 16, 1920, "preview width");
+        s.integer("preview_height", 240, 16, 1080, "preview height");
+        s.number("preview_fps", 10, 0, 30, "preview rate; `0` turns the preview off");
+        s.choice("preview_format", "rgb24", {"rgb24", "gray"}, "preview pixels");
+        s.choice("snapshot_format", "png", {"png", "jpg"}, "snapshot files");
+        s.integer("exposure_us", 0, 0, 10'000'000, "fixed exposure time; 0: automatic (libcamera only)");
+        s.number("analogue_gain", 0, 0, 64, "fixed gain; 0: automatic (libcamera only)");
+        s.choice("af_mode", "default", {"default", "manual", "auto", "continuous"},
+                 "`default` is the camera's own; ignored with a warning by cameras without autofocus");
+        s.number("lens_position", 0, 0, 32, "dioptres, with `af_mode: manual` (0 is infinity)");
+        s.boolean("hflip", false, "mirror the image left-right (with `vflip`: rotate 180°)");
+        s.boolean("vflip", false, "mirror the image top-bottom");
+        // Raw frames bound what the encoder can write; a bit-rate cap bounds it tighter.
+        k.disk_rate = {{"video", {"width", "height", 1.5, "fps"}, "", "bitrate_kbps"},
+                       {"frames CSV", {200, "fps"}, "", ""}};
+        return k;
+    }();
+    return kind;
 }
 
-template <typename T>
-void check_range(const char* key, T value, T min, T max) {
-    if (value < min || value > max) {
-        throw std::invalid_argument(std::string("camera setting \"") + key + "\" is out of range");
-    }
-}
-
-void check_choice(const char* key, const std::string& value, std::initializer_list<const char*> allowed) {
-    for (const char* a : allowed) {
-        if (value == a) return;
-    }
-    throw std::invalid_argument(std::string("camera setting \"") + key + "\" cannot be '" + value + "'");
-}
-
-}  // namespace
-
-CameraSettings CameraSettings::from_json(const nlohmann::json& j) {
-    if (!j.is_object()) throw std::invalid_argument("camera settings must be an object");
-    CameraSettings s;
-    s.backend = read(j, "backend", s.backend);
+CameraSettings CameraSettings::from_json(const nlohmann::json& given) {
+    if (!given.is_object()) throw std::invalid_argument("camera settings must be an object");
+    nlohmann::json j = given;
     // An index may come as a number from a hand-written configure.
-    if (j.contains("camera") && j["camera"].is_number_integer()) {
-        s.camera = std::to_string(j["camera"].get<int64_t>());
-    } else {
-        s.camera = read(j, "camera", s.camera);
-    }
-    s.width = read(j, "width", s.width);
-    s.height = read(j, "height", s.height);
-    s.fps = read(j, "fps", s.fps);
-    s.pixel_format = read(j, "pixel_format", s.pixel_format);
-    s.buffer_count = read(j, "buffer_count", s.buffer_count);
-    s.queue_frames = read(j, "queue_frames", s.queue_frames);
-    s.encoder = read(j, "encoder", s.encoder);
-    s.preset = read(j, "preset", s.preset);
-    s.tune = read(j, "tune", s.tune);
-    s.crf = read(j, "crf", s.crf);
-    s.bitrate_kbps = read(j, "bitrate_kbps", s.bitrate_kbps);
-    s.encoder_threads = read(j, "encoder_threads", s.encoder_threads);
-    s.fragment_ms = read(j, "fragment_ms", s.fragment_ms);
-    s.preview_width = read(j, "preview_width", s.preview_width);
-    s.preview_height = read(j, "preview_height", s.preview_height);
-    s.preview_fps = read(j, "preview_fps", s.preview_fps);
-    s.preview_format = read(j, "preview_format", s.preview_format);
-    s.snapshot_format = read(j, "snapshot_format", s.snapshot_format);
-    s.exposure_us = read(j, "exposure_us", s.exposure_us);
-    s.analogue_gain = read(j, "analogue_gain", s.analogue_gain);
-    s.af_mode = read(j, "af_mode", s.af_mode);
-    s.lens_position = read(j, "lens_position", s.lens_position);
-    s.hflip = read(j, "hflip", s.hflip);
-    s.vflip = read(j, "vflip", s.vflip);
-
-    // The config loader checked all of this with file and line; a hand-made configure gets it here.
-    check_choice("backend", s.backend, {"libcamera", "test_pattern"});
-    check_range("width", s.width, 16, 8192);
-    check_range("height", s.height, 16, 8192);
-    if (s.width % 2 != 0 || s.height % 2 != 0) {
-        throw std::invalid_argument("camera settings \"width\" and \"height\" must be even (YUV 4:2:0)");
-    }
-    check_range("fps", s.fps, 1.0, 240.0);
-    check_choice("pixel_format", s.pixel_format,
-                 {"YUV420", "NV12", "YUYV", "UYVY", "RGB888", "BGR888", "XRGB8888", "XBGR8888", "MJPEG"});
-    check_range("buffer_count", s.buffer_count, 2, 32);
-    check_range("queue_frames", s.queue_frames, 2, 600);
-    check_choice("encoder", s.encoder, {"libx264", "h264_v4l2m2m"});
-    check_choice("preset", s.preset, {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                                      "slower", "veryslow"});
-    check_choice("tune", s.tune, {"zerolatency", "film", "animation", "grain", "stillimage", "fastdecode", "none"});
-    check_range("crf", s.crf, 0, 51);
-    check_range("bitrate_kbps", s.bitrate_kbps, 0, 200000);
-    check_range("encoder_threads", s.encoder_threads, 0, 16);
-    check_range("fragment_ms", s.fragment_ms, 100, 1000);
-    check_range("preview_width", s.preview_width, 16, 1920);
-    check_range("preview_height", s.preview_height, 16, 1080);
-    check_range("preview_fps", s.preview_fps, 0.0, 30.0);
-    check_choice("preview_format", s.preview_format, {"rgb24", "gray"});
-    check_choice("snapshot_format", s.snapshot_format, {"png", "jpg"});
-    check_range<int64_t>("exposure_us", s.exposure_us, 0, 10'000'000);
-    check_range("analogue_gain", s.analogue_gain, 0.0, 64.0);
-    check_choice("af_mode", s.af_mode, {"default", "manual", "auto", "continuous"});
-    check_range("lens_position", s.lens_position, 0.0, 32.0);
+    if (j.contains("camera") && j["camera"].is_number_integer()) j["camera"] = std::to_string(j["camera"].get<int64_t>());
+    j = camera_kind().settings.apply(j, "camera");
+    CameraSettings s;
+    s.backend = j["backend"];
+    s.camera = j["camera"];
+    s.width = j["width"];
+    s.height = j["height"];
+    s.fps = j["fps"];
+    s.pixel_format = j["pixel_format"];
+    s.buffer_count = j["buffer_count"];
+    s.queue_frames = j["queue_frames"];
+    s.encoder = j["encoder"];
+    s.preset = j["preset"];
+    s.tune = j["tune"];
+    s.crf = j["crf"];
+    s.bitrate_kbps = j["bitrate_kbps"];
+    s.encoder_threads = j["encoder_threads"];
+    s.fragment_ms = j["fragment_ms"];
+    s.preview_width = j["preview_width"];
+    s.preview_height = j["preview_height"];
+    s.preview_fps = j["preview_fps"];
+    s.preview_format = j["preview_format"];
+    s.snapshot_format = j["snapshot_format"];
+    s.exposure_us = j["exposure_us"];
+    s.analogue_gain = j["analogue_gain"];
+    s.af_mode = j["af_mode"];
+    s.lens_position = j["lens_position"];
+    s.hflip = j["hflip"];
+    s.vflip = j["vflip"];
     return s;
 }
 

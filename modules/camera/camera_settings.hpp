@@ -1,6 +1,8 @@
-// One camera's settings, as validated by the config loader (logger_core/config/config.cpp) and sent in
-// `configure`. docs/camera.md lists every key with its default.
+// One camera's settings: described once in camera_kind() (what --describe prints, what the
+// config loader and docs/configuration.md take), read here from `configure`.
 #pragma once
+
+#include "settings_schema.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -8,6 +10,9 @@
 #include <string>
 
 namespace pilogger::camera {
+
+// The camera kind: settings, capabilities, what it writes at most.
+const ModuleKind& camera_kind();
 
 struct CameraSettings {
     std::string backend = "libcamera";  // libcamera | test_pattern

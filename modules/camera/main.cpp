@@ -1,4 +1,5 @@
 #include "camera_module.hpp"
+#include "camera_settings.hpp"
 #include "frame_source.hpp"
 #include "reconcile.hpp"
 
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
     if (list) return pilogger::camera::list_libcamera_devices(as_json);
     if (as_json) args.push_back(const_cast<char*>("--json"));  // not a module option: CLI11 reports it
     return pilogger::run_module(
-        static_cast<int>(args.size()), args.data(), "camera",
+        static_cast<int>(args.size()), args.data(), pilogger::camera::camera_kind(),
         "pilogger camera module: libcamera or test-pattern capture into fragmented MP4 + per-frame CSV\n"
         "  pilogger-camera --config FILE --camera NAME --output DIR [--duration S]\n"
         "  pilogger-camera --list-devices [--json]\n"

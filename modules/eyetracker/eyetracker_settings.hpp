@@ -1,6 +1,8 @@
-// The eye tracker's settings: the same keys and defaults as the YAML loader's
-// (logger_core/config/config.cpp, docs/eyetracker.md).
+// The eye tracker's settings: described once in eyetracker_kind() (what --describe prints, what
+// the config loader and docs/configuration.md take), read here from `configure`.
 #pragma once
+
+#include "settings_schema.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -8,6 +10,9 @@
 #include <string>
 
 namespace pilogger::neon {
+
+// The eye-tracker kind: settings, capabilities, simulator hook, what it writes at most.
+const ModuleKind& eyetracker_kind();
 
 struct EyetrackerSettings {
     std::string address = "auto";     // "auto" (mDNS), "simulator", or host / host:port

@@ -1,4 +1,5 @@
 #include "eyetracker_module.hpp"
+#include "eyetracker_settings.hpp"
 #include "list_devices.hpp"
 #include "reconcile.hpp"
 
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {
     }
     if (list) return pilogger::neon::list_neon_devices(as_json);
     return pilogger::run_module(
-        argc, argv, "eyetracker",
+        argc, argv, pilogger::neon::eyetracker_kind(),
         "pilogger eye-tracker module: a Pupil Labs Neon over its real-time API (gaze, IMU, eye events,\n"
         "scene video) into per-trial CSV files and a fragmented MP4\n"
         "  pilogger-eyetracker --config FILE [--name NAME] --output DIR [--duration S]\n"

@@ -6,6 +6,18 @@
 
 namespace pilogger {
 
+const ModuleKind& notes_kind() {
+    static const ModuleKind kind = [] {
+        ModuleKind k;
+        k.kind = "notes";
+        k.summary = "timestamped notes typed by the researcher (GUI, `pilogger note`, or stdin standalone)";
+        k.files = "`notes/notes.csv`";
+        k.capabilities = {"note"};
+        return k;
+    }();
+    return kind;
+}
+
 void NotesModule::configure(const json&, Reply reply) { reply.ok(); }
 
 void NotesModule::start_session(const SessionInfo& session, Reply reply) {

@@ -12,11 +12,13 @@ namespace pilogger {
 inline const std::vector<std::string> kNotesColumns = {
     "note_id", "mono_ns", "wall_time_utc", "session_elapsed_s", "trial", "recording_modules", "text"};
 
+// The notes kind: no settings of its own.
+const ModuleKind& notes_kind();
+
 class NotesModule : public Module {
 public:
     explicit NotesModule(ModuleRuntime& runtime) : runtime_(runtime) {}
 
-    std::vector<std::string> capabilities() const override { return {"note"}; }
     void configure(const json& settings, Reply reply) override;
     void start_session(const SessionInfo& session, Reply reply) override;
     void start_recording(const RecordingInfo& recording, Reply reply) override;

@@ -21,8 +21,6 @@ class TestModule : public pilogger::Module {
 public:
     explicit TestModule(pilogger::ModuleRuntime& runtime) : runtime_(runtime) {}
 
-    std::vector<std::string> capabilities() const override { return {"test"}; }
-
     void configure(const json&, Reply reply) override { answer(std::move(reply)); }
     void start_session(const pilogger::SessionInfo&, Reply reply) override { answer(std::move(reply)); }
     void start_recording(const pilogger::RecordingInfo& r, Reply reply) override {
@@ -109,6 +107,12 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    return pilogger::run_module(argc, argv, "test", "pilogger test module (for tests and benchmarks only)",
+    pilogger::ModuleKind kind;
+    kind.kind = "test";
+    kind.summary = "a module for the supervisor's own tests and benchmarks: it follows the lifecycle, writes nothing, "
+                   "and misbehaves on command (crash, hang, garbage output, no answers)";
+    kind.files = "nothing";
+    kind.capabilities = {"test"};
+    return pilogger::run_module(argc, argv, kind, "pilogger test module (for tests and benchmarks only)",
                                 [](pilogger::ModuleRuntime& rt) { return std::make_unique<TestModule>(rt); });
 }

@@ -229,12 +229,12 @@ TEST_CASE("eye tracker addresses: IPv4 numbers up to 255, ports 1 to 65535, host
     for (const char* good : {"auto", "simulator", "192.168.1.20", "192.168.1.20:8080", "neon.local", "neon-1.lan:1",
                              "phone", "10.0.0.255:65535", "fe80::1", "::1"}) {
         CAPTURE(good);
-        CHECK(neon_address_problem(good) == "");
+        CHECK(address_problem(good, {"auto", "simulator"}) == "");
     }
     for (const char* bad : {"999.999.999.999:99999", "192.168.1.256", "1.2.3", "1.2.3.4.5", "10.0.0.1:0", "10.0.0.1:99999",
                             "10.0.0.1:", "host:80x", ":8080", "-neon.local", "neon_phone", "neon..local", "fe80::zz"}) {
         CAPTURE(bad);
-        CHECK(neon_address_problem(bad) != "");
+        CHECK(address_problem(bad, {"auto", "simulator"}) != "");
     }
     std::string e = error_of("data_dir: /d\nmodules:\n  eyetracker:\n    address: 999.999.999.999:99999\n");
     CHECK(e.find("test.yaml:4:14: modules.eyetracker.address: '999.999.999.999:99999' has the host '999.999.999.999', "

@@ -5,18 +5,37 @@
 // module reads them from its configure command (EyetrackerSettings::from_json).
 //
 // Input: the YAML text.
+#include "camera_settings.hpp"
 #include "config.hpp"
 #include "eyetracker_settings.hpp"
+#include "notes_module.hpp"
 #include "fuzz_util.hpp"
 
 #include <stdexcept>
 #include <string>
 
+namespace {
+// The kinds as their modules describe them, in process (no module program is spawned per input).
+pilogger::FixedCatalog& catalog() {
+    static pilogger::FixedCatalog kinds = [] {
+        pilogger::FixedCatalog c;
+        c.add(pilogger::camera::camera_kind());
+        c.add(pilogger::neon::eyetracker_kind());
+        c.add(pilogger::notes_kind());
+        pilogger::ModuleKind test;
+        test.kind = "test";
+        c.add(test);
+        return c;
+    }();
+    return kinds;
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
     pilogger::Config config;
     try {
-        config = pilogger::load_config_text(text, "fuzz.yaml");
+        config = pilogger::load_config_text(text, "fuzz.yaml", false, &catalog());
     } catch (const pilogger::ConfigError& e) {
         // Every error names the file (and, where it has one, the line and column).
         FUZZ_CHECK(std::string(e.what()).rfind("fuzz.yaml", 0) == 0);

@@ -55,8 +55,9 @@ struct Config {
 };
 
 // Throws ConfigError. A file is also checked against this machine, as `pilogger run` would use it:
-// every module's program (executable:, or pilogger-<type> next to pilogger or on PATH), ffmpeg
-// and neon-sim for the eye tracker, the Pico emulator, and that data_dir can take sessions.
+// every module's program (executable:, or pilogger-<type> next to pilogger or on PATH), the
+// programs and folders its settings name and its simulator's program (as its kind describes
+// them), the Pico emulator, and that data_dir can take sessions.
 // Module kinds are described by catalog (default: program_catalog(), the modules' --describe).
 Config load_config_file(const std::string& path, ModuleCatalog* catalog = nullptr);
 // The text alone; check_host adds the checks above.

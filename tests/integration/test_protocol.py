@@ -1,4 +1,6 @@
 """The NDJSON protocol under bad input, on both the module side (stdin/stdout) and the control socket."""
+import array
+import fcntl
 import json
 import os
 import socket
@@ -8,6 +10,15 @@ import time
 import unittest
 
 from harness import BIN, Rig, read_csv, wait_for
+
+SIOCOUTQ = 0x5411  # TIOCOUTQ: what a unix socket sent that its peer has not read yet (0: all read)
+FIONREAD = 0x541B  # bytes in a pipe nobody has read yet
+
+
+def unread_bytes(fd, request):
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, request, count)
+    return count[0]
 
 
 class ModuleEnd:
@@ -84,7 +95,9 @@ class ModuleProtocol(unittest.TestCase):
         # A command split across several writes.
         for piece in ['{"id": 8, "cm', 'd": "sta', 'tus"}', "\n"]:
             m.send(piece)
-            time.sleep(0.05)
+            # Each piece read by the module on its own before the next is written.
+            wait_for(lambda: unread_bytes(m.proc.stdin.fileno(), FIONREAD) == 0, 5, interval=0.001,
+                     what="the module to read the piece")
         self.assertTrue(m.reply(8)["ok"])
         # Lifecycle order is enforced with clear errors.
         r = m.command(9, "start_recording", trial=1)
@@ -137,7 +150,8 @@ class ControlSocket(unittest.TestCase):
         r = ask(b'{"id": 6, "cmd": "status", "args": {"pad": "' + b"p" * (10 * 1024 * 1024) + b'"}}\n')
         self.assertEqual(r["error"]["code"], "line_too_long")
         sock.sendall(b'{"id": 7, ')
-        time.sleep(0.1)
+        wait_for(lambda: unread_bytes(sock.fileno(), SIOCOUTQ) == 0, 5, interval=0.001,
+                 what="the supervisor to read the first half")
         r = ask(b'"cmd": "status"}\n')
         self.assertEqual(r["id"], 7)
         self.assertTrue(r["ok"])
@@ -152,8 +166,8 @@ class ControlSocket(unittest.TestCase):
         # A client that vanishes mid-request costs nothing.
         sock.sendall(b'{"id": 9, "cmd": "trial_start"}\n')
         sock.close()
-        time.sleep(0.5)
-        self.assertEqual(rig.status()["trial"]["number"], 1)
+        trial = wait_for(lambda: rig.status()["trial"], 5, what="the trial the vanished client started")
+        self.assertEqual(trial["number"], 1)
         code, _, err = rig.shutdown()
         self.assertEqual(code, 0, err)
 

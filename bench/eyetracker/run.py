@@ -6,7 +6,8 @@ gaze at 200 Hz in the 89-byte layout, IMU at 110 Hz, eye events); pilogger-eyetr
 standalone (no supervisor), each run against a fresh simulator:
 
 1. CPU per second of recording (utime + stime from /proc/<pid>/stat, sampled once a second) of
-   pilogger-eyetracker and, separately, of its ffmpeg child, plus peak RSS, for gaze + IMU + eye
+   pilogger-eyetracker (and, separately, of an ffmpeg child if the build has one: builds before
+   the in-process scene writer piped the scene to ffmpeg), plus peak RSS, for gaze + IMU + eye
    events + scene with overlay off, with `overlay: true`, and with `scene: false` (so the scene's
    share can be told apart). neon-sim's own CPU (Python and its x264 encoder) is reported beside
    it and counted nowhere.
@@ -493,8 +494,11 @@ def run_pilogger(bin_dir, tmp, settings, seconds, warmup, sim_extra, latency):
             tailer.start()
         scene = settings.get("scene", "true") == "true"
         ffmpeg_of = lambda: [p for p in children(rec.pid or 0) if proc_comm(p) == "ffmpeg"]  # noqa: E731
+        scene_mp4 = os.path.join(folder, "trial_001_scene.mp4")
+        # The scene is recording once its MP4 exists (or, in older builds, its ffmpeg child runs).
         wait_for(lambda: os.path.exists(gaze_csv) and os.path.getsize(gaze_csv) > 4096
-                 and (not scene or ffmpeg_of()) or rec.proc.poll() is not None, 60, "the module recording")
+                 and (not scene or ffmpeg_of() or os.path.exists(scene_mp4)) or rec.proc.poll() is not None, 60,
+                 "the module recording")
         if rec.proc.poll() is not None:
             raise RuntimeError(f"pilogger-eyetracker exited {rec.proc.returncode}: see {tmp}/module.log")
         time.sleep(warmup)
@@ -757,7 +761,9 @@ def report(runs, args, latency_mode):
         cpu = r["cpu"]
         procs = [("pilogger-eyetracker", "module"), ("  its ffmpeg child", "ffmpeg")] if name != "baseline" else \
             [("ffmpeg -c copy", "ffmpeg"), ("python gaze client", "python")]
-        procs = [(label, key) for label, key in procs if key in cpu and (name != "noscene" or key != "ffmpeg")]
+        # No ffmpeg child (the scene is written in process): the module alone.
+        procs = [(label, key) for label, key in procs if key in cpu and (name != "noscene" or key != "ffmpeg")
+                 and (name == "baseline" or key != "ffmpeg" or cpu[key]["rss_max_mib"] > 0)]
         total = sum(cpu[k]["cpu_pct"] for _, k in procs)
         totals[name] = total
         for i, (label, key) in enumerate(procs):

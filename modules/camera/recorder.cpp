@@ -185,7 +185,7 @@ void Recorder::handle(RecordingRequest& request) {
                                                 [this](uint64_t frames) { return write_rows_through(frames); });
     } catch (const std::exception& e) {
         // A frames CSV made here without its video would only confuse: it goes again.
-        if (frames_csv_) remove_unused_file(current_.csv_path);
+        if (frames_csv_) media::remove_unused_file(current_.csv_path);
         frames_csv_.reset();
         error_ = e.what();
         event.ok = false;

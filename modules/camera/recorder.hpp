@@ -23,9 +23,13 @@
 #include <variant>
 #include <vector>
 
+namespace pilogger::media {
+class OutputFile;
+}
+
 namespace pilogger::camera {
 
-class OutputFile;
+using media::OutputFile;
 class VideoWriter;
 
 inline const std::vector<std::string> kFrameColumns = {

@@ -8,6 +8,8 @@
 
 namespace pilogger::camera {
 
+using media::OutputFile;
+
 std::vector<uint8_t> encode_image(const Frame& frame, const std::string& format) {
     const bool png = format == "png";
     const AVCodec* codec = avcodec_find_encoder(png ? AV_CODEC_ID_PNG : AV_CODEC_ID_MJPEG);

@@ -2,22 +2,21 @@
 // can open after a crash: empty moov up front, then self-contained fragments of at most
 // fragment_ms, each starting with a keyframe when the encoder makes one a second.
 //
-// The muxer keeps a fragment's frames in memory and writes the whole fragment at once when the
-// next one begins (or at finish). Right before those bytes go to the file, the before_write hook
-// learns how many frames the file will then hold (the recorder writes and fdatasyncs their CSV
-// rows there), and right after them the file is fdatasync'd: a fragment is on the disk a moment
-// after it leaves the muxer, and never before the rows of its frames.
+// The file is the shared media::Fmp4Writer: right before a fragment goes to the file the
+// before_write hook learns how many frames the file will then hold (the recorder writes and
+// fdatasyncs their CSV rows there), and right after it the file is fdatasync'd.
 //
 // Blocking (encoding, write(2), fdatasync): used only on the recorder's thread.
 #pragma once
 
 #include "av_util.hpp"
 #include "camera_settings.hpp"
+#include "fmp4_writer.hpp"
 #include "frame.hpp"
-#include "output_file.hpp"
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 namespace pilogger::camera {
@@ -26,9 +25,9 @@ class VideoWriter {
 public:
     // Runs on the writer's thread before muxer bytes are written, with the number of frames the
     // file holds once they are. 0 lets the bytes go; an errno refuses them (the write fails).
-    using BeforeWrite = std::function<int(uint64_t frames_in_file)>;
+    using BeforeWrite = media::Fmp4Writer::BeforeWrite;
 
-    // Creates path (never an existing file: O_EXCL) and opens the encoder.
+    // Opens the encoder and creates path (never an existing file: O_EXCL).
     // Throws std::runtime_error naming the file and the reason.
     // The header (ftyp and an empty moov) is written and fdatasync'd here when the encoder has a
     // global header; before_write sees it with 0 frames.
@@ -45,54 +44,24 @@ public:
     // Drains the encoder, writes the last fragment and the trailer, fdatasyncs and closes the file.
     void finish();
 
-    const std::string& path() const { return file_.path(); }
-    uint64_t bytes_written() const { return file_.bytes_written(); }
-    uint64_t packets_written() const { return packets_; }  // handed to the muxer
-    uint64_t frames_in_file() const { return frames_in_file_; }
+    const std::string& path() const { return path_; }
+    uint64_t bytes_written() const { return mp4_->bytes_written(); }
+    uint64_t packets_written() const { return mp4_->packets_written(); }  // handed to the muxer
+    uint64_t frames_in_file() const { return mp4_->frames_in_file(); }
     const std::string& encoder_name() const { return encoder_name_; }
 
 private:
-    struct AvioFree {
-        void operator()(AVIOContext* io) const;
-    };
-#if LIBAVFORMAT_VERSION_MAJOR >= 61
-    using IoBuffer = const uint8_t*;  // FFmpeg 7 made the write callback's buffer const
-#else
-    using IoBuffer = uint8_t*;
-#endif
-    static int write_callback(void* opaque, IoBuffer buf, int size);
-    static int64_t seek_callback(void* opaque, int64_t offset, int whence);
-
     void open_encoder(int width, int height, const CameraSettings& settings, const ColorInfo& color);
-    void open_muxer(const CameraSettings& settings);
     void drain();
-    void write_packet(AVPacket* packet);
-    void write_header(const AVPacket* first_packet);
-    // fdatasync if bytes went to the file since the last one.
-    void sync_written();
     [[noreturn]] void fail(const std::string& what, int av_code);
 
-    // Declared before the FFmpeg contexts so that it is destroyed (closed) after them.
-    OutputFile file_;
+    std::string path_;
     std::string encoder_name_;
     AvCodecContextPtr codec_;
-    std::unique_ptr<AVIOContext, AvioFree> io_;
-    AvFormatContextPtr format_;
-    AVStream* stream_ = nullptr;
     AvPacketPtr packet_;
-    AVDictionary* muxer_options_ = nullptr;
-    bool header_written_ = false;
+    std::unique_ptr<media::Fmp4Writer> mp4_;
     bool finished_ = false;
-    int64_t frame_period_us_ = 0;
     int64_t last_pts_us_ = -1;
-    uint64_t packets_ = 0;
-    // Frames the bytes the muxer is writing now contain: those handed to it before the current
-    // packet (a fragment ends where the next begins), all of them at finish.
-    uint64_t flushing_frames_ = 0;
-    uint64_t frames_in_file_ = 0;
-    uint64_t synced_bytes_ = 0;
-    BeforeWrite before_write_;
-    int write_errno_ = 0;
 };
 
 }  // namespace pilogger::camera

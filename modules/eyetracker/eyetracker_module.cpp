@@ -49,7 +49,7 @@ constexpr int64_t kStopGraceMs = 300;
 constexpr size_t kMaxPrerollFrames = 150;
 // With address: auto, a Neon unreachable this long is looked for again by mDNS.
 constexpr uint64_t kRediscoverAfterMs = 10000;
-// The scene frames CSV is fdatasync'd at most this often to let frames go to ffmpeg (they wait
+// The scene frames CSV is fdatasync'd at most this often to let frames go to the MP4 (they wait
 // for it: a frame never reaches the MP4 before its row reaches the disk).
 constexpr int64_t kRowSyncMinMs = 200;
 // A scene MP4 still open in another process (an ffmpeg finishing the file of a process that was
@@ -485,7 +485,7 @@ void EyetrackerModule::close_files(std::unique_ptr<TrialFiles> files, std::funct
         for (auto* writer : writers) {
             writer->close([this, shared, remaining, done] {
                 if (--*remaining > 0) return;
-                // ffmpeg died (or failed to finish): frames it never got may have rows.
+                // The scene writer failed: frames that never reached the MP4 may have rows.
                 if (shared->scene_failed && shared->frames) reconcile({shared->stem + "_scene_frames.csv"});
                 done();
                 --closing_;
@@ -494,7 +494,7 @@ void EyetrackerModule::close_files(std::unique_ptr<TrialFiles> files, std::funct
         }
     };
     if (shared->scene) {
-        // The rows of the frames still held go to the disk first; then the frames go to ffmpeg.
+        // The rows of the frames still held go to the disk first; then the frames go to the MP4.
         auto stop_scene = [this, shared, close_writers] {
             SceneWriter* scene = shared->scene.get();
             const uint64_t dropped_before_stop = scene->frames_dropped();
@@ -656,17 +656,14 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
     TrialFiles& files = *trial_->files;
     if (!files.scene && !files.scene_failed) {
         SceneWriterOptions options;
-        options.ffmpeg = settings_.ffmpeg;
         options.output_path = files.stem + "_scene.mp4";
         options.rtp_clock_rate = device_->scene_clock_rate();
         options.parameter_sets_annexb = device_->scene_parameter_sets();
         options.overlay = settings_.overlay;
         options.keep_damaged = settings_.damaged_frames == "keep";
-        // Raw 1600x1200 frames are 2.9 MB: room for ~2 s while ffmpeg and x264 start up.
-        if (options.overlay) options.max_pipe_bytes = 192u << 20;
         options.overlay_preset = settings_.overlay_preset;
         options.overlay_crf = settings_.overlay_crf;
-        // A frame reaches ffmpeg only once its row is on the disk (sync_scene_rows).
+        // A frame reaches the MP4 only once its row is on the disk (sync_scene_rows).
         options.hold_until_released = true;
         SceneWriter::Callbacks callbacks;
         TrialFiles* target = &files;
@@ -678,8 +675,8 @@ void EyetrackerModule::on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mo
             target->rows_made = index + 1;
             sync_scene_rows(*target);
         };
-        // ffmpeg's own warnings are chatter (probing, rate guesses) for the log file; its failures
-        // arrive through `failed`.
+        // The writer's lines go to the log file (as before, one level down); its failures arrive
+        // through `failed`.
         callbacks.log = [this](const std::string& level, const std::string& line) {
             runtime_.log(level == "error" ? "warning" : "info", line);
         };

@@ -1,6 +1,6 @@
 // The eye-tracker module: one process per Neon. The device connection (NeonDevice) runs on the
 // module's event loop; samples inside a trial's [start_at, stop_at) go to the trial's CSV files
-// and the scene video to an ffmpeg subprocess (SceneWriter). When the device disappears the
+// and the scene video to its fragmented MP4 (SceneWriter, in process). When the device disappears the
 // session goes on; the files of the trial so far are closed and continue in a part file when the
 // device returns.
 #pragma once
@@ -42,7 +42,7 @@ private:
         std::unique_ptr<SceneWriter> scene;
         bool scene_failed = false;
         uint64_t gaze_rows = 0, imu_rows = 0, event_rows = 0, frame_rows = 0;
-        // Scene frames go to ffmpeg once their rows are fdatasync'd (group commit, at most every
+        // Scene frames go to the MP4 once their rows are fdatasync'd (group commit, at most every
         // kRowSyncMinMs): frames with a row written, and the count whose rows a sync covers.
         uint64_t rows_made = 0;
         bool rows_syncing = false;
@@ -68,10 +68,10 @@ private:
     void on_connection(bool connected, const std::string& why);
     void open_part(int first_part, std::function<void(const std::string& error)> done);
     void close_files(std::unique_ptr<TrialFiles> files, std::function<void()> done);
-    // Syncs the scene frames CSV and lets the frames whose rows it covers go to ffmpeg.
+    // Syncs the scene frames CSV and lets the frames whose rows it covers go to the MP4.
     void sync_scene_rows(TrialFiles& files);
     // Puts back "row k is video frame k" in these scene frames CSVs (reconcile.hpp), retried while
-    // an ffmpeg of a process that died still finishes the MP4.
+    // another process still has the MP4 open.
     void reconcile(std::vector<std::string> csv_paths, int attempt = 0);
     bool in_trial(int64_t mono) const;
     void on_gaze(const GazeSample& sample, int64_t device_ns, int64_t mono);

@@ -43,11 +43,8 @@ const ModuleKind& eyetracker_kind() {
         s.integer("preview_width", 320, 32, 1600, "the preview's width");
         s.number("preview_fps", 5, 0.1, 30,
                  "the preview's highest rate (keyframes only unless `overlay` decodes every frame)");
-        Setting& ffmpeg = s.text("ffmpeg", "ffmpeg",
-                                 "the ffmpeg executable that writes the scene MP4; `config check` refuses one that is "
-                                 "not there or not executable (unless `scene` and `preview` are both false)");
-        ffmpeg.format = TextFormat::Program;
-        ffmpeg.with_hint("the scene video needs it (apt install ffmpeg, or scene: false)").needed_when_any({"scene", "preview"});
+        s.text("ffmpeg", "ffmpeg",
+               "no longer used: the scene MP4 is written in process (libavformat); accepted so older configs load");
         s.choice("overlay_preset", "ultrafast", {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium"},
                  "libx264 preset when `overlay` re-encodes");
         s.integer("overlay_crf", 23, 0, 51, "libx264 constant quality when `overlay` re-encodes");
@@ -109,7 +106,6 @@ EyetrackerSettings EyetrackerSettings::from_json(const nlohmann::json& given) {
     s.preview = j["preview"];
     s.preview_width = j["preview_width"];
     s.preview_fps = j["preview_fps"];
-    s.ffmpeg = j["ffmpeg"];
     s.overlay_preset = j["overlay_preset"];
     s.overlay_crf = j["overlay_crf"];
     if (auto it = j.find("simulator"); it != j.end()) {

@@ -28,7 +28,6 @@ struct EyetrackerSettings {
     bool preview = true;
     int preview_width = 320;
     double preview_fps = 5;
-    std::string ffmpeg = "ffmpeg";
     std::string overlay_preset = "ultrafast";
     int overlay_crf = 23;
     // Knobs for neon-sim when address is "simulator": key -> value, passed as --key value.

@@ -1,92 +1,18 @@
-// The Annex B helpers the scene writer and the scene preview both use; the FFmpeg owners come
-// from av_util.hpp (modules/media).
+// The eye tracker's names for the shared H.264 helpers (modules/media): the scene writer, the
+// scene preview and their tests use them unqualified.
 #pragma once
 
+#include "annexb.hpp"
 #include "av_util.hpp"
-
-#include <algorithm>
-#include <cstdint>
-#include <memory>
-#include <stdexcept>
-#include <string>
-#include <string_view>
+#include "h264.hpp"
 
 namespace pilogger::neon {
 
-#if LIBAVFORMAT_VERSION_MAJOR >= 61
-using AvioWriteBuffer = const uint8_t*;  // FFmpeg 7 made the write callback's buffer const
-#else
-using AvioWriteBuffer = uint8_t*;
-#endif
-
-// Calls fn(nal_type, nal) for each NAL unit of an Annex B buffer (nal without its start code).
-// With before_first_slice, stops at the first slice (types 1-5) without scanning it: parameter
-// sets come first, and a keyframe's slices are most of its bytes.
-template <typename Fn>
-void for_each_nal(std::string_view annexb, Fn&& fn, bool before_first_slice = false) {
-    auto next_start = [&](size_t from) {
-        for (size_t p = from; p + 3 <= annexb.size(); ++p) {
-            if (annexb[p] == 0 && annexb[p + 1] == 0 && annexb[p + 2] == 1) return p;
-        }
-        return annexb.size();
-    };
-    size_t start = next_start(0);
-    while (start < annexb.size()) {
-        const size_t nal = start + 3;
-        if (before_first_slice && nal < annexb.size()) {
-            const int type = static_cast<uint8_t>(annexb[nal]) & 0x1F;
-            if (type >= 1 && type <= 5) return;
-        }
-        const size_t end = next_start(nal);
-        size_t nal_end = end;
-        while (nal_end > nal && annexb[nal_end - 1] == 0) --nal_end;  // zeros of the next start code
-        if (nal < nal_end) fn(static_cast<uint8_t>(annexb[nal]) & 0x1F, annexb.substr(nal, nal_end - nal));
-        start = end;
-    }
-}
-
-// Whether an Annex B buffer holds a slice (NAL types 1-5): some of a picture.
-inline bool has_slice(std::string_view annexb) {
-    bool found = false;
-    for_each_nal(annexb, [&](uint8_t type, std::string_view) { found = found || (type >= 1 && type <= 5); });
-    return found;
-}
-
-// The SPS (7) and PPS (8) NAL units of an Annex B buffer, each after 00 00 00 01.
-inline std::string parameter_sets_of(std::string_view annexb) {
-    std::string sets;
-    for_each_nal(annexb, [&](uint8_t type, std::string_view nal) {
-        if (type == 7 || type == 8) {
-            sets.append("\0\0\0\1", 4);
-            sets.append(nal);
-        }
-    }, true);
-    return sets;
-}
-
-// An H.264 decoder. `context` names what is decoded, for the error.
-inline AvCodecContextPtr open_h264_decoder(const std::string& context, int threads, bool low_delay) {
-    const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_H264);
-    if (codec == nullptr) throw std::runtime_error(context + ": this FFmpeg has no H.264 decoder");
-    AvCodecContextPtr decoder(avcodec_alloc_context3(codec));
-    if (!decoder) throw std::runtime_error(context + ": out of memory for the H.264 decoder");
-    decoder->thread_count = threads;
-    if (low_delay) {
-        // Frames out as soon as they are in (no frame threads, no reordering wait).
-        decoder->thread_type = FF_THREAD_SLICE;
-        decoder->flags |= AV_CODEC_FLAG_LOW_DELAY;
-    }
-    const int rc = avcodec_open2(decoder.get(), codec, nullptr);
-    if (rc < 0) throw std::runtime_error(context + ": cannot open the H.264 decoder: " + av_error_text(rc));
-    return decoder;
-}
-
-// A packet holding a copy of `data` (with the zero padding decoders read past the end).
-inline AvPacketPtr packet_copy_of(std::string_view data) {
-    AvPacketPtr packet(av_packet_alloc());
-    if (!packet || av_new_packet(packet.get(), static_cast<int>(data.size())) < 0) return nullptr;
-    std::copy(data.begin(), data.end(), packet->data);
-    return packet;
-}
+using media::for_each_nal;
+using media::has_slice;
+using media::open_h264_decoder;
+using media::packet_copy_of;
+using media::packet_taking;
+using media::parameter_sets_of;
 
 }  // namespace pilogger::neon

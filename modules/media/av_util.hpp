@@ -14,6 +14,12 @@ extern "C" {
 
 namespace pilogger {
 
+#if LIBAVFORMAT_VERSION_MAJOR >= 61
+using AvioWriteBuffer = const uint8_t*;  // FFmpeg 7 made the AVIO write callback's buffer const
+#else
+using AvioWriteBuffer = uint8_t*;
+#endif
+
 struct AvFrameFree {
     void operator()(AVFrame* f) const { av_frame_free(&f); }
 };

@@ -206,13 +206,34 @@ TEST_CASE("a module program that cannot run is refused with the file, line, colu
     CHECK(error_of("data_dir: /d\nmodules:\n  notes:\n    executable: /no/such/pilogger-notes\n") == "");
 }
 
-TEST_CASE("the eye tracker's ffmpeg, the simulators' log folders and data_dir are checked on this machine") {
+TEST_CASE("a program a module's settings name, the simulators' log folders and data_dir are checked on this machine") {
     test::TempDir dir;
     const std::string top = "data_dir: " + dir.path.string() + "\nmodules:\n";
-    std::string e = host_error_of(top + "  eyetracker:\n    ffmpeg: /no/ffmpeg\n");
-    CHECK(e.find("test.yaml:4:13: modules.eyetracker.ffmpeg: '/no/ffmpeg' does not exist") != std::string::npos);
-    CHECK(host_error_of(top + "  eyetracker:\n    ffmpeg: /no/ffmpeg\n    scene: false\n    preview: false\n") == "");
-    e = host_error_of(top + "  eyetracker:\n    address: simulator\n    simulator:\n      truth: /no/folder/truth.ndjson\n");
+    // The eye tracker writes its scene video in process: an old config's ffmpeg is not needed.
+    CHECK(host_error_of(top + "  eyetracker:\n    ffmpeg: /no/ffmpeg\n") == "");
+    {
+        // A kind whose setting names a program needed only while a flag is on.
+        ModuleKind kind;
+        kind.kind = "notes";
+        Setting& helper = kind.settings.text("helper", "true", "a program");
+        helper.format = TextFormat::Program;
+        helper.with_hint("the video needs it").needed_when_any({"video"});
+        kind.settings.boolean("video", true, "record video");
+        FixedCatalog catalog;
+        catalog.add(kind);
+        auto error = [&](const std::string& yaml) {
+            try {
+                load_config_text(top + yaml, "test.yaml", true, &catalog);
+            } catch (const ConfigError& e) {
+                return std::string(e.what());
+            }
+            return std::string();
+        };
+        CHECK(error("  notes:\n    helper: /no/helper\n").find(
+                  "test.yaml:4:13: modules.notes.helper: '/no/helper' does not exist; the video needs it") != std::string::npos);
+        CHECK(error("  notes:\n    helper: /no/helper\n    video: false\n") == "");
+    }
+    std::string e = host_error_of(top + "  eyetracker:\n    address: simulator\n    simulator:\n      truth: /no/folder/truth.ndjson\n");
     CHECK(e.find("modules.eyetracker.simulator.truth: '/no/folder/truth.ndjson': the folder /no/folder does not exist") !=
           std::string::npos);
     e = host_error_of(top + "  notes: {}\npico:\n  device: emulator\n  emulator:\n    truth_log: /no/folder/x.log\n");

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace pilogger::camera {
+namespace pilogger::media {
 
 int OutputFile::open_new(const std::string& path) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -85,4 +85,4 @@ void remove_unused_file(const std::string& path) noexcept {
     ::unlink(path.c_str());
 }
 
-}  // namespace pilogger::camera
+}  // namespace pilogger::media

@@ -1,5 +1,5 @@
-// A recording file the camera writes with blocking calls from one of its worker threads (the
-// encoder, the snapshot writer): created new (never an existing file), written in full, synced,
+// A recording file written with blocking calls from a worker thread (the camera's encoder and
+// snapshot writer, the scene writer): created new (never an existing file), written in full, synced,
 // closed. Every error names the file.
 #pragma once
 
@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-namespace pilogger::camera {
+namespace pilogger::media {
 
 class OutputFile {
 public:
@@ -54,4 +54,4 @@ private:
 // Removes a file this process just created and could not use (best effort, never throws).
 void remove_unused_file(const std::string& path) noexcept;
 
-}  // namespace pilogger::camera
+}  // namespace pilogger::media

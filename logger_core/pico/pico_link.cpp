@@ -41,6 +41,8 @@ constexpr uint64_t kEmulatorKillMs = 2000;
 // An LED line comes right after the pin changed: a time further than this from the Pico's clock
 // (as fitted, or since its HELLO) is not a real change.
 constexpr double kMaxLedSkewUs = 10e6;
+// LED rows of a segment wait for this many kept exchanges (bursts, ~1 s apart) before mapping.
+constexpr size_t kSettledFitPoints = 3;
 // Command ids remembered, so an ACK or ERR can be told from a reply to nothing.
 constexpr size_t kRememberedIds = 64;
 constexpr int64_t kFloodReportNs = 1'000'000'000;
@@ -615,8 +617,9 @@ void PicoLink::on_led(const psync::Line& line, std::string_view text, int64_t t4
         }
     }
     if (line.channel == config_.led_channel) led_on_ = line.level != 0;
-    if (!fit_.valid()) {
-        // Mapped once the segment's first exchange is in (a burst later).
+    if (fit_.points() < kSettledFitPoints) {
+        // Mapped once the segment's fit rests on a few bursts: one slow exchange on a loaded host
+        // would otherwise put the first edges of a segment (a trial's code) milliseconds off.
         if (unmapped_leds_.size() < 1000) unmapped_leds_.push_back(line);
         return;
     }
@@ -763,7 +766,7 @@ void PicoLink::finish_burst() {
         const SyncExchange& x = burst_.pings[static_cast<size_t>(best)].exchange;
         fit_.add(x.host_mid_ns(), x.offset_us(), best_rtt);
         last_rtt_us_ = best_rtt;
-        if (!unmapped_leds_.empty()) write_unmapped_leds();
+        if (fit_.points() >= kSettledFitPoints && !unmapped_leds_.empty()) write_unmapped_leds();
     }
     for (size_t i = 0; i < burst_.pings.size(); ++i) {
         const Ping& p = burst_.pings[i];

@@ -233,6 +233,9 @@ class Rig:
         return dirs[-1]
 
     def events(self):
+        """events.csv's rows; none before the session folder exists (just after start on a loaded host)."""
+        if not self.session_dirs():
+            return []
         return read_csv(os.path.join(self.session_dir(), "events.csv"))
 
     def notes(self):

@@ -36,13 +36,15 @@ HOUR_US = 3_600_000_000
 class Case:
     """One hostile input. action(fake) sends it. counter must grow by exactly n (at least n with
     at_least); detail: a new pico_bad_line (or `event`) row must contain it; segments: how many
-    new clock segments it makes; loose: other counters may grow too (a conversation cut short)."""
+    new clock segments it makes; loose: other counters may grow too (a conversation cut short);
+    late_pongs: PONGs queued behind a long write may come after their burst closed and count as
+    unmatched."""
 
     def __init__(self, label, action, counter=BAD, n=1, detail=None, event="pico_bad_line", at_least=False,
-                 segments=0, timeout=5, loose=False):
+                 segments=0, timeout=5, loose=False, late_pongs=False):
         self.label, self.action, self.counter, self.n = label, action, counter, n
         self.detail, self.event, self.at_least, self.segments, self.timeout = detail, event, at_least, segments, timeout
-        self.loose = loose
+        self.loose, self.late_pongs = loose, late_pongs
 
 
 def send(template, **extra):
@@ -373,6 +375,8 @@ class HostilePico(unittest.TestCase):
             else:
                 self.assertEqual(delta, case.n, f"{case.label}: {case.counter} grew by {delta}")
         for other in (BAD, UNMATCHED, ORDER):
+            if other == UNMATCHED and case.late_pongs:
+                continue
             if other != case.counter and not case.loose:
                 self.assertEqual(after.get(other, 0), before.get(other, 0), f"{case.label}: {other} grew")
         if case.segments == 0:
@@ -388,13 +392,13 @@ class HostilePico(unittest.TestCase):
         # Each megabyte line is counted as soon as it passes the bound, long before its newline.
         for label, size in (("1 MiB with no newline", 1 << 20), ("16 MiB with no newline", 16 << 20)):
             cases.append(Case(label, lambda p, size=size: self.huge_line(p, size), detail="over 160 bytes",
-                              timeout=15))
+                              timeout=15, late_pongs=True))
         rng = random.Random(11)
         for label, count in (("garbage burst, 400 random lines", 400), ("garbage burst, 3000 random lines", 3000)):
             data, n = garbage_lines(rng, count)
             cases.append(Case(label, raw(data), n=n, detail="printable ASCII"))
         binary = bytes(b for b in os.urandom(1 << 16) if b not in b"\n\r>")
-        cases.append(Case("64 KiB of binary, one line", raw(binary + b"\n"), detail="over 160 bytes"))
+        cases.append(Case("64 KiB of binary, one line", raw(binary + b"\n"), detail="over 160 bytes", late_pongs=True))
         cases.append(Case("HELLO again unasked, same boot, other fields", self.hello_again, counter=None))
         cases.append(Case("HB seq a million ahead", self.jump_ahead, counter=ORDER, at_least=True))
         cases.append(Case("a burst of PONGs an hour off, just after a reboot", self.liar_after_reboot, counter=None,

@@ -255,7 +255,10 @@ class ClockDrift(EyetrackerCase):
         stats = wait_for(lambda: (lambda s: s if s.get("clock_drift_ppm") else None)(rig.module("eyetracker")["stats"]),
                          40, what="a drift fitted from four Time Echo bursts")
         rig.cli("trial", "start")
-        time.sleep(12)
+        # 12 s of the trial on the disk (200 Hz gaze), so its rows span bursts and the time between them.
+        gaze_path = os.path.join(self.folder(), "trial_001_gaze.csv")
+        wait_for(lambda: os.path.exists(gaze_path) and len(whole_rows(gaze_path)) >= 200 * 12, 60, interval=0.2,
+                 what="12 s of gaze rows in the trial")
         rig.cli("trial", "stop")
         stats = rig.module("eyetracker")["stats"]
         code, _, err = rig.shutdown()
@@ -315,12 +318,14 @@ class Kills(EyetrackerCase):
         rig.start("--record")
         module = rig.wait_module("eyetracker", "recording", timeout=20)
         folder = self.folder()
-        wait_for(lambda: len(whole_rows(os.path.join(folder, "trial_001_scene_frames.csv"))) > 120, 30,
-                 what="4 s of scene frames")
+        frames_path = os.path.join(folder, "trial_001_scene_frames.csv")
+        wait_for(lambda: len(whole_rows(frames_path)) > 120, 30, what="4 s of scene frames")
         self.assertEqual([name for _, name in ps_children(module["pid"]) if name == "ffmpeg"], [],
                          "no ffmpeg child: the scene is written in process")
 
-        time.sleep(2)
+        # Still recording 2 s later: 60 more frames (30 fps) on the disk.
+        frames_before = len(whole_rows(frames_path))
+        wait_for(lambda: len(whole_rows(frames_path)) >= frames_before + 60, 30, what="2 s more of scene frames")
         killed_at = time.monotonic_ns()
         os.kill(module["pid"], signal.SIGKILL)
         rig.wait_module("eyetracker", "recording", timeout=30, other_than_pid=module["pid"])

@@ -61,24 +61,32 @@ private:
         std::unique_ptr<uv::Timer> stop_timer;
     };
 
+    // eyetracker_connection.cpp
     void connect_device(const std::string& host, int port);
-    void start_simulator();
     void discover();
     void watch_found_device();
     void on_connection(bool connected, const std::string& why);
+    // neon_simulator.cpp
+    void start_simulator();
+    // eyetracker_trial_files.cpp
     void open_part(int first_part, std::function<void(const std::string& error)> done);
     void close_files(std::unique_ptr<TrialFiles> files, std::function<void()> done);
-    // Syncs the scene frames CSV and lets the frames whose rows it covers go to the MP4.
-    void sync_scene_rows(TrialFiles& files);
     // Puts back "row k is video frame k" in these scene frames CSVs (reconcile.hpp), retried while
     // another process still has the MP4 open.
     void reconcile(std::vector<std::string> csv_paths, int attempt = 0);
+    // eyetracker_samples.cpp
     bool in_trial(int64_t mono) const;
+    // Counts a row the writer took in `rows`, one it refused in rows_dropped_.
+    void write_counted(AsyncFileWriter& writer, const CsvRow& row, uint64_t& rows);
     void on_gaze(const GazeSample& sample, int64_t device_ns, int64_t mono);
     void on_imu(const ImuSample& sample, int64_t device_ns, int64_t mono);
     void on_eye_event(const EyeEvent& event, int64_t device_ns, int64_t mono);
-    void on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mono);
     void on_time_echo(const std::vector<TimeEchoSample>& samples, std::optional<int64_t> estimate);
+    // eyetracker_scene.cpp
+    void on_scene(AccessUnit&& unit, int64_t device_ns, int64_t mono);
+    // Syncs the scene frames CSV and lets the frames whose rows it covers go to the MP4.
+    void sync_scene_rows(TrialFiles& files);
+    // eyetracker_module.cpp
     void finish_stop();
     void announce_trial_start();
     void post_trial_event(const std::string& what, int64_t mono);

@@ -5,6 +5,10 @@
 // (clock_fit.hpp), drives the sync LED around trials, and writes pico/sync.csv and pico/led.csv
 // while a session is open. A missing or unplugged Pico never stops a recording: the link logs
 // the loss and keeps reopening the device with back-off.
+//
+// PicoLink is the facade the supervisor uses. It owns the parts and reconnects: PicoSerial (the
+// port), PicoSession (the PSYNC conversation), PicoClockSync (the bursts and the fit), PicoLed
+// (what the LED shows, led.csv rows), PicoFiles (the two files), PicoEmulator (device: emulator).
 #pragma once
 
 #include "clock_fit.hpp"

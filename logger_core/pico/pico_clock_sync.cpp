@@ -125,8 +125,8 @@ void PicoClockSync::finish_burst() {
         if (std::fabs(jump) > kImplausibleOffsetUs) {
             keep = false;
             ++implausible_in_row_;
-            report_.log("warning",
-                        "Pico W clock is " + fixed(jump / 1000, 1) + " ms off its fit; asking for HELLO to check for a restart");
+            report_.log("warning", "Pico W clock is " + fixed(jump / 1000, 1) +
+                                       " ms off its fit; asking for HELLO to check for a restart");
             serial_.send(psync::hello_query());
             if (implausible_in_row_ >= kImplausibleInRow) {
                 // Same boot, yet the clock moved: trust the new exchanges.

@@ -37,7 +37,12 @@ std::string excerpt(std::string_view s) {
 
 PicoSession::PicoSession(const PicoConfig& config, PicoSerial& serial, PicoClockSync& clock, PicoLed& led,
                          PicoReporter report, std::function<void()> connected)
-    : config_(config), serial_(serial), clock_(clock), led_(led), report_(std::move(report)), connected_(std::move(connected)) {}
+    : config_(config),
+      serial_(serial),
+      clock_(clock),
+      led_(led),
+      report_(std::move(report)),
+      connected_(std::move(connected)) {}
 
 void PicoSession::opened() {
     splitter_.reset();
@@ -159,7 +164,7 @@ void PicoSession::handle_parsed_line(std::string_view text, int64_t t4_ns) {
             // A device that repeats itself is recorded at a bounded rate (the counters stay exact).
             if (!report_limit_.allow(mono_ns())) return;
             report_.log("warning", "Pico W rejected command " + line.cmd_id + ": " + line.err_word + " (code " +
-                               std::to_string(line.code) + ")");
+                                       std::to_string(line.code) + ")");
             report_.event("pico_error", "cmd_id=" + line.cmd_id + " code=" + std::to_string(line.code) + " " + line.err_word);
             return;
         case psync::Kind::Log:
@@ -243,7 +248,7 @@ void PicoSession::new_segment(const psync::Line& hello, int64_t at_ns) {
     if (!report_limit_.allow(at_ns)) return;
     if (segment_ > 1) {
         report_.log("info", "Pico W clock segment " + std::to_string(segment_) + " begins (boot " + hello.boot +
-                        "): the Pico restarted, so its clock is fitted afresh");
+                                "): the Pico restarted, so its clock is fitted afresh");
     }
     report_.event("pico_segment", "segment=" + std::to_string(segment_) + " boot=" + hello.boot, at_ns);
 }
@@ -254,7 +259,7 @@ void PicoSession::recover_from_prompt() {
     if (now - last_recovery_ns_ < kRecoveryGapNs) return;
     last_recovery_ns_ = now;
     report_.log("warning", "Pico W on " + serial_.path() +
-                       " is at the MicroPython prompt (its program stopped): sending Ctrl-C, Ctrl-D to restart it");
+                               " is at the MicroPython prompt (its program stopped): sending Ctrl-C, Ctrl-D to restart it");
     report_.event("pico_repl", "prompt seen on " + serial_.path() + "; soft reboot requested");
     clock_.stop();
     state_ = State::AwaitHello;
@@ -302,7 +307,7 @@ void PicoSession::tick() {
         last_flood_report_ns_ = now;
         if (uint64_t n = report_limit_.take_suppressed(); n > 0) {
             report_.event("pico_flood", std::to_string(n) + " more reports about the Pico's lines over the rate limit, not "
-                                "recorded one by one (status pico counts every line)");
+                                        "recorded one by one (status pico counts every line)");
         }
     }
     if (!serial_.is_open()) return;
@@ -310,7 +315,7 @@ void PicoSession::tick() {
         ++hello_attempts_;
         if (hello_attempts_ == 3) {
             report_.log("warning", "Pico W: no HELLO from " + serial_.path() +
-                               " yet; is it running the pilogger firmware (firmware/pico_w/)? Still asking");
+                                       " yet; is it running the pilogger firmware (firmware/pico_w/)? Still asking");
         }
         serial_.send(psync::hello_query());
         next_hello_ns_ = now + kHelloRetryNs;

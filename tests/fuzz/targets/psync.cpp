@@ -1,9 +1,9 @@
 // The Pico W serial link (logger_core/pico/psync.hpp): the byte stream cut into fuzzer-chosen chunks
-// through psync::LineSplitter as PicoLink::read_input does, psync::parse_line on every line, and
-// what PicoLink::handle_line does with a parsed line that needs no device: the seq tracker, the
-// PING/PONG exchanges into the clock fit (SyncExchange, ClockFit, as finish_burst keeps the
-// quickest of each burst), LED times mapped to host time, heartbeat LED masks, the rows of
-// pico/sync.csv and pico/led.csv, and the trial-code instants sent back. PicoLink itself needs a
+// through psync::LineSplitter as PicoSession::on_data does, psync::parse_line on every line, and
+// what PicoSession::handle_line does with a parsed line that needs no device: the seq tracker, the
+// PING/PONG exchanges into the clock fit (SyncExchange, ClockFit, as PicoClockSync::finish_burst
+// keeps the quickest of each burst), LED times mapped to host time, heartbeat LED masks, the rows
+// of pico/sync.csv and pico/led.csv, and the trial-code instants sent back. PicoLink itself needs a
 // serial port and a loop, so its private glue is mirrored here, its arithmetic is the real one.
 //
 // Input: byte 0 picks the chunking and the LED channel (bits 5-7); the rest is the serial stream.
@@ -85,7 +85,7 @@ private:
         if (pongs_.size() == kBurst) finish_burst();
     }
 
-    // PicoLink::finish_burst: the quickest plausible exchange goes into the fit; every exchange
+    // PicoClockSync::finish_burst: the quickest plausible exchange goes into the fit; every exchange
     // makes a sync.csv row.
     void finish_burst() {
         int best = -1;
@@ -121,7 +121,7 @@ private:
         }
         pongs_.clear();
         if (fit_.valid()) {
-            // The trial code's start instant in Pico time (PicoLink::send_trial_code).
+            // The trial code's start instant in Pico time (PicoLed::send_trial_code).
             double p = fit_.pico_us_at(host_ns_ + 200'000'000);
             if (p > 0) (void)psync::code("t1code", channel_, psync::trial_code_hex(1), 50, static_cast<uint64_t>(std::llround(p)));
         }
@@ -159,7 +159,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     psync::LineSplitter splitter;
     fuzz::for_each_chunk(in.rest_text(), plan, [&](std::string_view chunk) {
         splitter.feed(chunk, [&](std::string_view line) { link.line(line); });
-        if (splitter.prompt_pending()) splitter.reset();  // PicoLink::recover_from_prompt
+        if (splitter.prompt_pending()) splitter.reset();  // PicoSession::recover_from_prompt
     });
     return 0;
 }

@@ -1,0 +1,133 @@
+#include "pico_emulator.hpp"
+
+#include "paths.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+
+namespace pilogger {
+
+namespace {
+constexpr uint64_t kEmulatorRestartMs = 2000;
+constexpr uint64_t kEmulatorKillMs = 2000;
+}  // namespace
+
+PicoEmulator::PicoEmulator(uv::Loop& loop, PicoEmulatorConfig config, std::string link_path, PicoReporter report,
+                           Callbacks callbacks)
+    : loop_(loop),
+      config_(std::move(config)),
+      link_path_(std::move(link_path)),
+      report_(std::move(report)),
+      callbacks_(std::move(callbacks)),
+      timer_(loop) {}
+
+PicoEmulator::~PicoEmulator() {
+    if (process_ && process_->running()) process_->kill(SIGKILL);
+}
+
+void PicoEmulator::start() {
+    stopping_ = false;
+    spawn();
+}
+
+void PicoEmulator::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    timer_.stop();
+    if (process_ && process_->running()) {
+        process_->kill(SIGTERM);
+        timer_.start(kEmulatorKillMs, 0, [this] {
+            if (process_ && process_->running()) process_->kill(SIGKILL);
+        });
+    }
+}
+
+std::vector<std::string> PicoEmulator::args(const std::string& executable) const {
+    const PicoEmulatorConfig& e = config_;
+    std::vector<std::string> args = {executable,
+                                     "--link", link_path_,
+                                     "--offset-us", std::to_string(e.offset_us),
+                                     "--skew-ppm", fixed(e.skew_ppm, 6),
+                                     "--latency-us", fixed(e.latency_us, 3),
+                                     "--jitter-us", fixed(e.jitter_us, 3),
+                                     "--jitter-dist", e.jitter_dist,
+                                     "--loss", fixed(e.loss, 6)};
+    if (e.split) args.push_back("--split");
+    if (e.crlf) args.push_back("--crlf");
+    if (e.seed) args.insert(args.end(), {"--seed", std::to_string(*e.seed)});
+    auto seconds = [&args](const char* flag, const std::optional<double>& v) {
+        if (v) args.insert(args.end(), {flag, fixed(*v, 3)});
+    };
+    seconds("--reboot-after", e.reboot_after_s);
+    seconds("--repl-after", e.repl_after_s);
+    seconds("--unplug-after", e.unplug_after_s);
+    seconds("--replug-after", e.replug_after_s);
+    if (!e.truth_log.empty()) args.insert(args.end(), {"--log", e.truth_log});
+    return args;
+}
+
+void PicoEmulator::spawn() {
+    if (stopping_) return;
+    // A link left by an earlier run could point at someone else's terminal by now.
+    ::unlink(link_path_.c_str());
+    announced_ = false;
+    std::string exe = config_.executable.empty() ? find_module_executable("pico-emulator") : config_.executable;
+    process_ = std::make_unique<uv::Process>(loop_);
+    out_ = std::make_unique<uv::Stream>(loop_);
+    err_ = std::make_unique<uv::Stream>(loop_);
+    out_lines_ = LineFramer(4096);
+    err_lines_ = LineFramer(4096);
+    uv::ProcessOptions options;
+    options.file = exe;
+    options.args = args(exe);
+    options.stdout_pipe = out_.get();
+    options.stderr_pipe = err_.get();
+    options.detached = true;  // Ctrl-C on the terminal reaches the supervisor only
+    try {
+        process_->spawn(options, [this](int64_t status, int signal) { on_exit(status, signal); });
+    } catch (const uv::Error& e) {
+        if (callbacks_.spawn_failed) callbacks_.spawn_failed(e.what());
+        report_.log("error", std::string("Pico W emulator: ") + e.what() + "; trying again in 2 s");
+        report_.event("pico_emulator_error", e.what());
+        timer_.start(kEmulatorRestartMs, 0, [this] { spawn(); });
+        return;
+    }
+    std::string command;
+    for (const auto& a : options.args) command += (command.empty() ? "" : " ") + a;
+    report_.log("info", "Pico W emulator started (pid " + std::to_string(process_->pid()) + "): " + command);
+    out_->start_read(
+        [this](std::string_view chunk) {
+            out_lines_.feed(
+                chunk,
+                [this](std::string_view line) {
+                    if (line.rfind("PTY ", 0) != 0) return;
+                    announced_ = true;
+                    report_.log("debug", "Pico W emulator: " + std::string(line));
+                    if (callbacks_.announced) callbacks_.announced();
+                },
+                [](size_t) {});
+        },
+        [](int) {});
+    err_->start_read(
+        [this](std::string_view chunk) {
+            err_lines_.feed(
+                chunk, [this](std::string_view line) { report_.log("info", "Pico W emulator: " + std::string(line)); },
+                [](size_t) {});
+        },
+        [](int) {});
+}
+
+void PicoEmulator::on_exit(int64_t status, int signal) {
+    announced_ = false;
+    if (stopping_) {
+        timer_.stop();
+        return;
+    }
+    std::string why = signal != 0 ? "signal " + std::to_string(signal) : "status " + std::to_string(status);
+    report_.log("warning", "Pico W emulator exited (" + why + "); starting it again in 2 s");
+    report_.event("pico_emulator_exit", why);
+    timer_.start(kEmulatorRestartMs, 0, [this] { spawn(); });
+}
+
+}  // namespace pilogger

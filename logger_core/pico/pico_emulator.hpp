@@ -1,0 +1,60 @@
+// The Pico W emulator (pico: device: emulator): pilogger-pico-emulator as a child process, behind
+// a pseudo-terminal it links at link_path. Restarted 2 s after it exits, until stop().
+#pragma once
+
+#include "ndjson.hpp"
+#include "pico_config.hpp"
+#include "pico_report.hpp"
+#include "uv.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pilogger {
+
+class PicoEmulator {
+public:
+    struct Callbacks {
+        // "PTY /dev/pts/N" on its stdout: a (re)plugged pseudo-terminal is behind link_path.
+        std::function<void()> announced;
+        // The program could not be started (why); it is tried again in 2 s.
+        std::function<void(const std::string& why)> spawn_failed;
+    };
+
+    PicoEmulator(uv::Loop& loop, PicoEmulatorConfig config, std::string link_path, PicoReporter report,
+                 Callbacks callbacks);
+    ~PicoEmulator();  // kills a still running emulator
+    PicoEmulator(const PicoEmulator&) = delete;
+    PicoEmulator& operator=(const PicoEmulator&) = delete;
+
+    void start();
+    // SIGTERM, and SIGKILL 2 s later if it is still there; no restart afterwards.
+    void stop();
+
+    // The pseudo-terminal announced last is still there (the emulator has not exited since).
+    bool announced() const { return announced_; }
+    const std::string& link_path() const { return link_path_; }
+
+private:
+    void spawn();
+    void on_exit(int64_t status, int signal);
+    std::vector<std::string> args(const std::string& executable) const;
+
+    uv::Loop& loop_;
+    PicoEmulatorConfig config_;
+    std::string link_path_;
+    PicoReporter report_;
+    Callbacks callbacks_;
+    bool stopping_ = false;
+    bool announced_ = false;
+    std::unique_ptr<uv::Process> process_;
+    std::unique_ptr<uv::Stream> out_;
+    std::unique_ptr<uv::Stream> err_;
+    LineFramer out_lines_{4096};
+    LineFramer err_lines_{4096};
+    uv::Timer timer_;  // the restart, or the SIGKILL after stop()
+};
+
+}  // namespace pilogger

@@ -27,7 +27,8 @@ int status(bool print_json);
 int snapshot(const std::vector<std::string>& cameras, bool print_json);
 int shutdown(bool wait);
 int config_check(const std::string& file);
-// Lists the cameras, the Neons on the network and the Pico W (each module's --list-devices).
+// Lists what each kind of module with the capability "devices" finds (its --list-devices), and
+// the Pico W.
 int devices(bool as_json);
 
 // Formatting shared by run's status line and `pilogger status`.
@@ -35,5 +36,8 @@ std::string format_duration(double seconds);
 std::string status_line(const json& status);
 std::string status_report(const json& status);
 std::string module_summary(const json& module);
+// Whether a module in the status declares the capability ("snapshot", ...); clients pick modules
+// by capability, never by type.
+bool has_capability(const json& module, const std::string& capability);
 
 }  // namespace pilogger::cli

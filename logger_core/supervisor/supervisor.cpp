@@ -80,6 +80,20 @@ json clock_anchor() {
 }
 
 CommandResult ok_result(json result = json::object()) { return CommandResult{true, std::move(result), {}, {}}; }
+
+// A module's status with its capabilities even before its hello: its kind's (the config's, what
+// the supervisor goes by), then any the instance added in its hello.
+json module_status(const ModuleProcess& module) {
+    json s = module.status();
+    std::vector<std::string> caps = module.config().capabilities;
+    if (module.said_hello()) {
+        for (const std::string& c : module.hello().capabilities) {
+            if (std::find(caps.begin(), caps.end(), c) == caps.end()) caps.push_back(c);
+        }
+    }
+    s["capabilities"] = caps;
+    return s;
+}
 }  // namespace
 
 Supervisor::Supervisor(uv::Loop& loop, SupervisorOptions options, LogSink log_sink)
@@ -118,7 +132,7 @@ void Supervisor::broadcast(std::string_view event, json fields) {
 json Supervisor::session_json() const {
     json modules = json::object();
     for (const auto& e : modules_) {
-        json m = e.process->status();
+        json m = module_status(*e.process);
         m.erase("stats");
         modules[e.process->name()] = m;
     }
@@ -349,7 +363,7 @@ Supervisor::Entry* Supervisor::entry_of(ModuleProcess& module) { return find(mod
 
 Supervisor::Entry* Supervisor::notes_module() {
     for (auto& e : modules_) {
-        if (e.process->type() == "notes" && e.process->enabled()) return &e;
+        if (e.process->config().has_capability("note") && e.process->enabled()) return &e;
     }
     return nullptr;
 }
@@ -559,9 +573,11 @@ void Supervisor::leave_session(ResultCallback done) {
 
 void Supervisor::close_session_files(const json& module_results, ResultCallback done) {
     // Notes that never reached the notes module are kept in events.csv rather than lost.
+    const Entry* notes = notes_module();
+    const std::string notes_name = notes != nullptr ? notes->process->name() : "";
     for (auto& pending : queued_notes_) {
         note_bytes_waiting_ -= std::min(note_bytes_waiting_, note_text_bytes(pending.args));
-        record_event("note_undelivered", "notes", pending.args.dump());
+        record_event("note_undelivered", notes_name, pending.args.dump());
         if (pending.done) pending.done(CommandResult::failure(errc::kUnavailable, "the notes module never came back"));
     }
     queued_notes_.clear();
@@ -648,7 +664,7 @@ void Supervisor::wait_until(int64_t at_mono_ns, std::function<void()> then) {
 std::vector<std::string> Supervisor::recording_modules() const {
     std::vector<std::string> names;
     for (const auto& e : modules_) {
-        if (e.process->type() != "notes" && e.process->state() == ModuleProcess::State::Recording) {
+        if (!e.process->config().has_capability("note") && e.process->state() == ModuleProcess::State::Recording) {
             names.push_back(e.process->name());
         }
     }
@@ -661,8 +677,8 @@ void Supervisor::add_note(const std::string& text, std::optional<int64_t> client
     }
     Entry* notes = notes_module();
     if (notes == nullptr) {
-        return done(CommandResult::failure(errc::kUnavailable,
-                                           "no notes module is enabled (modules: notes: in " + config_.source_file + ")"));
+        return done(CommandResult::failure(errc::kUnavailable, "no notes module is enabled (no enabled module in " +
+                                                                   config_.source_file + " has the capability 'note')"));
     }
     if (queued_notes_.size() >= kMaxQueuedNotes || note_bytes_waiting_ + text.size() > kMaxNoteBytesWaiting) {
         ++notes_dropped_;
@@ -670,7 +686,7 @@ void Supervisor::add_note(const std::string& text, std::optional<int64_t> client
                           " queued, " + std::to_string(note_bytes_waiting_ / 1024) + " KiB; limits " +
                           std::to_string(kMaxQueuedNotes) + " and " + std::to_string(kMaxNoteBytesWaiting / 1024) +
                           " KiB); try again";
-        if (refusal_limit_.allow(mono_ns())) record_event("note_refused", "notes", why);
+        if (refusal_limit_.allow(mono_ns())) record_event("note_refused", notes->process->name(), why);
         return done(CommandResult::failure(errc::kUnavailable, why));
     }
     note_bytes_waiting_ += text.size();
@@ -799,7 +815,7 @@ void Supervisor::module_hello(ModuleProcess& module) {
 }
 
 void Supervisor::module_state_changed(ModuleProcess& module) {
-    broadcast("module_state", module.status());
+    broadcast("module_state", module_status(module));
     rewrite_session_json();
     // The planned trial of run --record starts from tick(), never from inside a state change.
 }
@@ -930,7 +946,7 @@ std::string Supervisor::disk_too_full() const {
 json Supervisor::status() const {
     int64_t now = mono_ns();
     json modules = json::array();
-    for (const auto& e : modules_) modules.push_back(e.process->status());
+    for (const auto& e : modules_) modules.push_back(module_status(*e.process));
     json out{{"supervisor",
               {{"pid", static_cast<int64_t>(getpid())},
                {"version", PILOGGER_VERSION},

@@ -22,8 +22,8 @@ int run(const RunArgs& args);
 // One request over the control socket; prints the answer for a person (or as JSON).
 int client_command(const std::string& cmd, const json& args, bool print_json);
 int status(bool print_json);
-// A full-resolution still from each named camera (all enabled cameras when none is named), saved
-// in the session's camera folder; prints each file.
+// A full-resolution still from each named camera (when none is named, every enabled module with
+// the capability "snapshot"), saved in the session's camera folder; prints each file.
 int snapshot(const std::vector<std::string>& cameras, bool print_json);
 int shutdown(bool wait);
 int config_check(const std::string& file);

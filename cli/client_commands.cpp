@@ -74,9 +74,9 @@ int snapshot(const std::vector<std::string>& cameras, bool print_json) {
         if (names.empty()) {
             const json status = client.request("status");
             for (const json& m : read::field(status, "modules")) {
-                if (read::text(m, "type", "") == "camera" && read::flag(m, "enabled", false)) names.push_back(read::text(m, "name", ""));
+                if (has_capability(m, "snapshot") && read::flag(m, "enabled", false)) names.push_back(read::text(m, "name", ""));
             }
-            if (names.empty()) throw std::runtime_error("no camera module is enabled");
+            if (names.empty()) throw std::runtime_error("no enabled module takes snapshots (none has the capability 'snapshot')");
         }
         json saved = json::object();
         int failed = 0;

@@ -1,16 +1,19 @@
-// `pilogger devices`: what this computer can record from. The cameras come from
-// `pilogger-camera --list-devices` (so pilogger itself never links libcamera), the Neons from
-// `pilogger-eyetracker --list-devices` (mDNS), both run side by side; the Pico W is the USB serial
-// device `pico: device: auto` would open.
+// `pilogger devices`: what this computer can record from. Every kind of module next to pilogger
+// whose description has the capability "devices" is asked, all side by side, with
+// `pilogger-<kind> --list-devices [--json]` (so pilogger itself never links libcamera or browses
+// mDNS); the Pico W is the USB serial device `pico: device: auto` would open.
 #include "child_output.hpp"
 #include "commands.hpp"
+#include "module_catalog.hpp"
 #include "paths.hpp"
 #include "pico_link.hpp"
 #include "uv.hpp"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <climits>
 #include <cstdlib>
 #include <iostream>
@@ -26,14 +29,38 @@ namespace {
 constexpr uint64_t kListTimeoutMs = 30000;
 
 struct Lister {
-    const char* module;   // the module type whose executable lists
-    const char* heading;  // for people
-    const char* key;      // its part of the JSON
+    std::string kind;
+    std::string heading;     // for people
+    std::string executable;
     ChildOutput::Result result;
 };
 
+// The kinds that list devices, in the order of their names. A kind that cannot describe itself
+// is said on stderr and skipped: the others still list.
+std::vector<Lister> device_listers() {
+    std::vector<Lister> listers;
+    for (const std::string& type : kinds_next_to_pilogger()) {
+        std::string why;
+        std::shared_ptr<const ModuleKind> kind = program_catalog().describe(type, "", &why);
+        if (!kind) {
+            std::cerr << "pilogger devices: type '" << type << "': " << why << "\n";
+            continue;
+        }
+        const auto& caps = kind->capabilities;
+        if (std::find(caps.begin(), caps.end(), "devices") == caps.end()) continue;
+        std::string heading = kind->devices_heading;
+        if (heading.empty()) {
+            heading = kind->summary;
+            if (!heading.empty()) heading[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(heading[0])));
+        }
+        listers.push_back({type, heading, find_module_executable(type), {}});
+    }
+    return listers;
+}
+
 // Why a listing failed, in words; empty when it worked.
-std::string failure(const Lister& l, const std::string& exe) {
+std::string failure(const Lister& l) {
+    const std::string& exe = l.executable;
     if (!l.result.error.empty()) return l.result.error + " (" + exe + " belongs next to pilogger)";
     if (l.result.timed_out) return exe + " gave no answer in " + std::to_string(kListTimeoutMs / 1000) + " s";
     if (l.result.ok()) return {};
@@ -69,19 +96,16 @@ std::vector<SerialPort> pico_ports() {
 }  // namespace
 
 int devices(bool as_json) {
-    std::array<Lister, 2> listers{{{"camera", "Cameras (libcamera)", "cameras", {}},
-                                   {"eyetracker", "Neon eye trackers (mDNS)", "neons", {}}}};
-    std::array<std::string, 2> executables;
+    std::vector<Lister> listers = device_listers();
     uv::Loop loop;
     {
         std::vector<std::unique_ptr<ChildOutput>> running;
-        for (size_t i = 0; i < listers.size(); ++i) {
-            executables[i] = find_module_executable(listers[i].module);
-            std::vector<std::string> args{executables[i], "--list-devices"};
+        for (Lister& lister : listers) {
+            std::vector<std::string> args{lister.executable, "--list-devices"};
             if (as_json) args.emplace_back("--json");
             running.push_back(std::make_unique<ChildOutput>(loop));
-            running.back()->start(executables[i], args, kListTimeoutMs,
-                                  [&lister = listers[i]](ChildOutput::Result&& r) { lister.result = std::move(r); });
+            running.back()->start(lister.executable, args, kListTimeoutMs,
+                                  [&lister](ChildOutput::Result&& r) { lister.result = std::move(r); });
         }
         loop.run();
     }
@@ -89,17 +113,16 @@ int devices(bool as_json) {
     const std::vector<SerialPort> picos = pico_ports();
 
     if (as_json) {
+        // Each kind prints one object ({"cameras": [...]}); their keys side by side.
         json out = json::object();
         json errors = json::object();
-        for (size_t i = 0; i < listers.size(); ++i) {
-            const Lister& l = listers[i];
-            const std::string why = failure(l, executables[i]);
+        for (const Lister& l : listers) {
+            const std::string why = failure(l);
             json part = json::parse(l.result.out, nullptr, false);
             if (why.empty() && part.is_object()) {
                 for (const auto& [key, value] : part.items()) out[key] = value;
             } else {
-                out[l.key] = json::array();
-                errors[l.key] = why.empty() ? executables[i] + " printed no JSON" : why;
+                errors[l.kind] = why.empty() ? l.executable + " printed no JSON object" : why;
             }
         }
         json ports = json::array();
@@ -109,10 +132,9 @@ int devices(bool as_json) {
         std::cout << out.dump(2) << "\n";
         return 0;
     }
-    for (size_t i = 0; i < listers.size(); ++i) {
-        const Lister& l = listers[i];
+    for (const Lister& l : listers) {
         std::cout << l.heading << ":\n";
-        const std::string why = failure(l, executables[i]);
+        const std::string why = failure(l);
         std::cout << indented(why.empty() ? l.result.out : "cannot list: " + why) << "\n";
     }
     std::cout << "Pico W (USB serial, as pico: device: auto finds it):\n";

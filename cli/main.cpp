@@ -54,7 +54,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> snapshot_cameras;
     bool snapshot_json = false;
     auto* snapshot = app.add_subcommand("snapshot", "Save a full-resolution still from the cameras into the session");
-    snapshot->add_option("camera", snapshot_cameras, "Camera module names (default: every enabled camera)");
+    snapshot->add_option("camera", snapshot_cameras,
+                         "Camera module names (default: every enabled module that takes snapshots, such as cameras)");
     snapshot->add_flag("--json", snapshot_json, "Print the saved files as JSON");
 
     auto* shutdown = app.add_subcommand("shutdown", "Stop the supervisor (closes the session cleanly)");

@@ -2,6 +2,7 @@
 
 #include "json_read.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -81,11 +82,18 @@ static std::string neon_summary(const json& stats) {
     return out + buf;
 }
 
+bool has_capability(const json& module, const std::string& capability) {
+    const json& caps = read::field(module, "capabilities");
+    return caps.is_array() && std::find(caps.begin(), caps.end(), json(capability)) != caps.end();
+}
+
 std::string module_summary(const json& m) {
     std::string out = read::text(m, "name", "?") + " (" + read::text(m, "type", "?") + "): " + read::text(m, "state", "?");
     json stats = read::field(m, "stats");
     out += stats_brief(stats);
-    if (read::text(m, "type", "") == "eyetracker" && stats.is_object() && stats.contains("connected")) out += neon_summary(stats);
+    // The Neon line is the one gaze device pilogger has; a second kind of gaze tracker would need
+    // its own summary, or the stats_brief fields.
+    if (has_capability(m, "gaze") && stats.is_object() && stats.contains("connected")) out += neon_summary(stats);
     int64_t restarts = read::integer(m, "restarts", 0);
     if (restarts > 0) out += ", " + std::to_string(restarts) + " restarts";
     std::string err = read::text(m, "last_error", "");

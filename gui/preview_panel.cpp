@@ -238,9 +238,8 @@ bool PreviewPanel::hasPreview(const json& module) {
             if (c == "preview") return true;
         }
     }
-    if (!str(field(module, "stats"), "preview_shm").empty()) return true;
-    const std::string type = str(module, "type");
-    return type == "camera" || type == "eyetracker";
+    // A module that names its preview in its stats has one, whatever it declared.
+    return !str(field(module, "stats"), "preview_shm").empty();
 }
 
 std::string PreviewPanel::previewName(const json& module) {

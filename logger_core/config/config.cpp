@@ -57,11 +57,16 @@ ModuleConfig load_module(const std::string& name, YamlMap m, const YAML::Node& e
     if (!kind) m.fail(m.has("type") ? m.node("type") : entry, "type", why);
     module.settings = module_settings_from_yaml(*kind, m, check_host);
     module.disk_bytes_per_s = kind->disk_bytes_per_s(module.settings);
+    module.capabilities = kind->capabilities;
     m.finish();
     return module;
 }
 
 }  // namespace
+
+bool ModuleConfig::has_capability(const std::string& capability) const {
+    return std::find(capabilities.begin(), capabilities.end(), capability) != capabilities.end();
+}
 
 const ModuleConfig* Config::find_module(const std::string& name) const {
     for (const auto& m : modules) {

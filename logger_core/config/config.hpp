@@ -38,6 +38,11 @@ struct ModuleConfig {
     std::string executable;  // override; empty: pilogger-<type> next to pilogger
     nlohmann::json settings = nlohmann::json::object();  // type-specific, validated
     double disk_bytes_per_s = 0;  // at most, as its kind's description says
+    // Its kind's capabilities ("note", "snapshot", "preview", "devices"): the supervisor and the
+    // clients pick modules by these, never by type, and know them before the module's hello.
+    std::vector<std::string> capabilities;
+
+    bool has_capability(const std::string& capability) const;
 };
 
 struct Config {

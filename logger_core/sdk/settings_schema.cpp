@@ -416,6 +416,7 @@ json ModuleKind::to_json() const {
               {"capabilities", capabilities},
               {"settings", settings_json},
               {"disk_rate", rate}};
+    if (!devices_heading.empty()) j["devices_heading"] = devices_heading;
     if (simulator) {
         j["simulator"] = {{"setting", simulator->setting}, {"value", simulator->value}, {"program", simulator->program}};
     }
@@ -439,6 +440,7 @@ std::optional<ModuleKind> ModuleKind::from_json(const json& j, std::string* why)
         return std::nullopt;
     }
     kind.capabilities = *caps;
+    kind.devices_heading = read::text(j, "devices_heading");
     const json& listed = read::field(j, "settings");
     if (!listed.is_array()) {
         *why = "the description has no settings list";

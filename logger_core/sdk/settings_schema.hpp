@@ -100,7 +100,11 @@ public:
     std::string kind;          // "camera": the program is pilogger-<kind>
     std::string summary;       // one line for docs and `pilogger devices`
     std::string files;         // where its files go in a session, one line
+    // What clients and the supervisor pick modules by: "note" (takes the session's notes),
+    // "snapshot", "preview", "devices" (`pilogger-<kind> --list-devices [--json]` lists what it
+    // can record from, for `pilogger devices`), or the kind's own.
     std::vector<std::string> capabilities;
+    std::string devices_heading;  // with "devices": its heading in `pilogger devices`; empty: the summary
     SettingsSchema settings;
     std::vector<DiskRateTerm> disk_rate;
     std::optional<SimulatorHook> simulator;

@@ -1,6 +1,7 @@
 // The supervisor: owns the session, spawns one process per module, drives every module towards
 // the desired session and trial state, watches heartbeats, restarts what crashes, and serves
-// the control socket. Everything runs on one libuv loop.
+// the control socket. Everything runs on one libuv loop. Its parts are in supervisor*.cpp, one
+// responsibility each (supervisor.cpp says which).
 #pragma once
 
 #include "config.hpp"
@@ -97,43 +98,55 @@ private:
         ResultCallback done;
     };
 
+    // supervisor.cpp
     void log(std::string_view level, const std::string& message);
     void record_event(std::string_view event, std::string_view module, const std::string& detail,
                       std::optional<int64_t> at_mono_ns = std::nullopt);
     void broadcast(std::string_view event, json fields);
     void rewrite_session_json();
     json session_json() const;
+    void finish_shutdown();
+    void start_modules();
+    void maybe_start_planned_trial();
+    void tick();
 
+    // supervisor_lifecycle.cpp
     Entry* find(const std::string& name);
     Entry* entry_of(ModuleProcess& module);
-    Entry* notes_module();
     // Issues the next lifecycle step for one module, or reports convergence to its waiters.
     void sync(Entry& entry);
     void converge(Entry& entry, const CommandResult& result);
     void step_done(Entry& entry, const CommandResult& result, const std::function<void()>& on_ok);
     // Drives every module towards the desired state; done gets {module: result} when all settle.
     void sync_all(std::function<void(json results, bool all_ok)> done);
-    void deliver_notes();
-    // Stopping a session in two halves, so shutdown can stop the processes in between.
-    void leave_session(ResultCallback done);
-    void close_session_files(const json& module_results, ResultCallback done);
-    std::vector<std::string> recording_modules() const;
-    // Runs then once CLOCK_MONOTONIC has reached at_mono_ns (never early).
-    void wait_until(int64_t at_mono_ns, std::function<void()> then);
-
-    void handle_control(ControlServer::ClientId client, const Message& request);
-    void tick();
-    void check_disk();
-    // Why a trial must not record now for lack of space; "" when there is room.
-    std::string disk_too_full() const;
-    void finish_shutdown();
-    void on_duration_elapsed();
-    void start_modules();
-    void maybe_start_planned_trial();
     void unblock_all();
     int want_session() const;
     int want_trial() const;
     int64_t stop_at_for(int trial) const;
+
+    // supervisor_session.cpp
+    // Stopping a session in two halves, so shutdown can stop the processes in between.
+    void leave_session(ResultCallback done);
+    void close_session_files(const json& module_results, ResultCallback done);
+    // Runs then once CLOCK_MONOTONIC has reached at_mono_ns (never early).
+    void wait_until(int64_t at_mono_ns, std::function<void()> then);
+
+    // supervisor_notes.cpp
+    // The enabled module with the capability "note", or nullptr.
+    Entry* notes_module();
+    // The modules recording now, but for the notes module itself.
+    std::vector<std::string> recording_modules() const;
+    void deliver_notes();
+    // At the session's close: each note still queued becomes a note_undelivered row in events.csv.
+    void record_undelivered_notes();
+
+    // supervisor_control.cpp
+    void handle_control(ControlServer::ClientId client, const Message& request);
+
+    // supervisor_disk.cpp
+    void check_disk();
+    // Why a trial must not record now for lack of space; "" when there is room.
+    std::string disk_too_full() const;
 
     uv::Loop& loop_;
     SupervisorOptions options_;
@@ -151,8 +164,8 @@ private:
     int64_t next_note_id_ = 1;
     std::deque<PendingNote> queued_notes_;
     uint64_t notes_dropped_ = 0;
-    size_t note_bytes_waiting_ = 0;
-    uint64_t module_commands_refused_ = 0;  // a module had not read clients' earlier commands yet  // text of the notes queued or sent to the notes module, not answered yet
+    size_t note_bytes_waiting_ = 0;  // text of the notes queued or sent to the notes module, not answered yet
+    uint64_t module_commands_refused_ = 0;  // a module had not read clients' earlier commands yet
     int64_t disk_free_bytes_ = -1;
     bool disk_check_in_flight_ = false;
     int64_t disk_sampled_mono_ns_ = 0;

@@ -12,7 +12,8 @@ const ModuleKind& camera_kind() {
         k.kind = "camera";
         k.summary = "one camera (libcamera, or a test pattern) into fragmented MP4 and one CSV row per frame";
         k.files = "`camera/<name>/trial_NNN.mp4` and `trial_NNN_frames.csv` ([camera.md](camera.md))";
-        k.capabilities = {"snapshot", "preview"};
+        k.capabilities = {"snapshot", "preview", "devices"};
+        k.devices_heading = "Cameras (libcamera)";
         SettingsSchema& s = k.settings;
         s.choice("backend", "libcamera", {"libcamera", "test_pattern"}, "`libcamera` or `test_pattern`");
         s.text("camera", "0",

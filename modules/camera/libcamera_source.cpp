@@ -4,303 +4,37 @@
 // decoded) into a pooled YUV420 frame and re-queued at once, so the encoder queue never holds the
 // camera's buffers. Cancelled requests and silence are handled by restarting the camera; frames
 // without FrameSuccess and gaps in the sensor's sequence are counted as lost.
-#include "av_util.hpp"
 #include "clock.hpp"
 #include "frame_source.hpp"
+#include "libcamera_cameras.hpp"
+#include "libcamera_frames.hpp"
 
-#include <libcamera/camera.h>
-#include <libcamera/camera_manager.h>
 #include <libcamera/control_ids.h>
 #include <libcamera/controls.h>
 #include <libcamera/formats.h>
-#include <libcamera/framebuffer.h>
 #include <libcamera/framebuffer_allocator.h>
-#include <libcamera/property_ids.h>
 #include <libcamera/request.h>
 #include <libcamera/stream.h>
-#include <libcamera/version.h>
-
-// libcamera 0.0.3 (Debian 12) and the Raspberry Pi builds (0.3 and later) differ in a few places.
-#define PILOGGER_LIBCAMERA_AT_LEAST(major, minor) \
-    (LIBCAMERA_VERSION_MAJOR > (major) || (LIBCAMERA_VERSION_MAJOR == (major) && LIBCAMERA_VERSION_MINOR >= (minor)))
 #if PILOGGER_LIBCAMERA_AT_LEAST(0, 2)
 #include <libcamera/orientation.h>
 #endif
 
-extern "C" {
-#include <libavutil/imgutils.h>
-}
-
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <condition_variable>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <future>
-#include <iostream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 namespace pilogger::camera {
 
-namespace lc = libcamera;
-
 namespace {
-
-// Quiet libcamera's INFO lines unless the person asked for them.
-void quiet_libcamera_logs() { setenv("LIBCAMERA_LOG_LEVELS", "*:WARN", 0); }
-
-std::string libcamera_version() { return lc::CameraManager::version(); }
-
-std::vector<std::shared_ptr<lc::Camera>> sorted_cameras(const lc::CameraManager& manager) {
-    auto cameras = manager.cameras();
-    // A stable order for `camera: <index>` (libcamera's own order follows enumeration).
-    std::sort(cameras.begin(), cameras.end(), [](const auto& a, const auto& b) { return a->id() < b->id(); });
-    return cameras;
-}
-
-std::string camera_model(const lc::Camera& camera) {
-    auto model = camera.properties().get(lc::properties::Model);
-    return model ? *model : std::string("unknown model");
-}
-
-std::string camera_location(const lc::Camera& camera) {
-    auto location = camera.properties().get(lc::properties::Location);
-    if (!location) return "unknown";
-    switch (*location) {
-        case lc::properties::CameraLocationFront: return "front";
-        case lc::properties::CameraLocationBack: return "back";
-        case lc::properties::CameraLocationExternal: return "external (USB)";
-        default: return "unknown";
-    }
-}
-
-std::string describe_cameras(const std::vector<std::shared_ptr<lc::Camera>>& cameras) {
-    if (cameras.empty()) {
-        return "libcamera " + libcamera_version() +
-               " found no cameras (CSI: check the ribbon cable and camera_auto_detect=1 in config.txt; "
-               "USB: check `ls /dev/video*`)";
-    }
-    std::string text = "libcamera " + libcamera_version() + " sees";
-    for (size_t i = 0; i < cameras.size(); ++i) {
-        text += (i == 0 ? " " : ", ") + std::to_string(i) + ": " + cameras[i]->id() + " (" + camera_model(*cameras[i]) + ")";
-    }
-    return text;
-}
-
-// `camera:` is an index into the sorted list, an exact id, or a unique part of one.
-std::shared_ptr<lc::Camera> find_camera(const std::vector<std::shared_ptr<lc::Camera>>& cameras,
-                                        const std::string& wanted) {
-    auto fail = [&](const std::string& why) -> std::shared_ptr<lc::Camera> {
-        if (cameras.empty()) throw std::runtime_error("camera '" + wanted + "' not found: " + describe_cameras(cameras));
-        throw std::runtime_error("camera '" + wanted + "' " + why + "; " + describe_cameras(cameras) +
-                                 " (`pilogger devices` lists them with their modes)");
-    };
-    if (!wanted.empty() && std::all_of(wanted.begin(), wanted.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        size_t index = std::stoul(wanted);
-        if (index >= cameras.size()) return fail("not found (there is no camera number " + wanted + ")");
-        return cameras[index];
-    }
-    for (const auto& c : cameras) {
-        if (c->id() == wanted) return c;
-    }
-    std::shared_ptr<lc::Camera> match;
-    for (const auto& c : cameras) {
-        if (c->id().find(wanted) == std::string::npos) continue;
-        if (match) return fail("matches more than one camera; give more of the id");
-        match = c;
-    }
-    if (!match) return fail("not found");
-    return match;
-}
-
-ColorInfo color_info(const std::optional<lc::ColorSpace>& space) {
-    ColorInfo c;  // BT.709 limited range unless libcamera says otherwise
-    if (!space) return c;
-    c.full_range = space->range == lc::ColorSpace::Range::Full;
-    switch (space->ycbcrEncoding) {
-        case lc::ColorSpace::YcbcrEncoding::Rec601: c.matrix = AVCOL_SPC_SMPTE170M; break;
-        case lc::ColorSpace::YcbcrEncoding::Rec2020: c.matrix = AVCOL_SPC_BT2020_NCL; break;
-        default: c.matrix = AVCOL_SPC_BT709; break;
-    }
-    switch (space->primaries) {
-        case lc::ColorSpace::Primaries::Smpte170m: c.primaries = AVCOL_PRI_SMPTE170M; break;
-        case lc::ColorSpace::Primaries::Rec2020: c.primaries = AVCOL_PRI_BT2020; break;
-        default: c.primaries = AVCOL_PRI_BT709; break;
-    }
-    switch (space->transferFunction) {
-        case lc::ColorSpace::TransferFunction::Srgb: c.transfer = AVCOL_TRC_IEC61966_2_1; break;
-        case lc::ColorSpace::TransferFunction::Linear: c.transfer = AVCOL_TRC_LINEAR; break;
-        default: c.transfer = AVCOL_TRC_BT709; break;
-    }
-    return c;
-}
-
-// One FrameBuffer's dmabufs, mapped read-only once for the life of the allocation.
-class MappedBuffer {
-public:
-    explicit MappedBuffer(const lc::FrameBuffer& buffer) {
-        // Planes often share one dmabuf at different offsets: map each fd once, over all its planes.
-        std::map<int, size_t> extent;
-        for (const auto& plane : buffer.planes()) {
-            size_t end = static_cast<size_t>(plane.offset) + plane.length;
-            extent[plane.fd.get()] = std::max(extent[plane.fd.get()], end);
-        }
-        std::map<int, uint8_t*> base;
-        for (const auto& [fd, length] : extent) {
-            void* m = mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
-            if (m == MAP_FAILED) {
-                int e = errno;
-                unmap();
-                throw std::runtime_error(std::string("cannot mmap a camera buffer: ") + std::strerror(e));
-            }
-            maps_.emplace_back(m, length);
-            base[fd] = static_cast<uint8_t*>(m);
-        }
-        for (const auto& plane : buffer.planes()) {
-            planes_.push_back(base[plane.fd.get()] + plane.offset);
-            lengths_.push_back(plane.length);
-        }
-    }
-    ~MappedBuffer() { unmap(); }
-    MappedBuffer(const MappedBuffer&) = delete;
-    MappedBuffer& operator=(const MappedBuffer&) = delete;
-
-    const std::vector<const uint8_t*>& planes() const { return planes_; }
-    const std::vector<size_t>& lengths() const { return lengths_; }
-
-private:
-    void unmap() {
-        for (auto& [m, length] : maps_) munmap(m, length);
-        maps_.clear();
-    }
-    std::vector<std::pair<void*, size_t>> maps_;
-    std::vector<const uint8_t*> planes_;
-    std::vector<size_t> lengths_;
-};
-
-// Camera buffer (any supported pixel format) -> pooled YUV420 frame.
-class FrameConverter {
-public:
-    FrameConverter(const lc::PixelFormat& format, int width, int height, unsigned int stride)
-        : width_(width), height_(height), stride_(static_cast<int>(stride)) {
-        if (format == lc::formats::YUV420) {
-            kind_ = Kind::Yuv420;
-        } else if (format == lc::formats::NV12) {
-            kind_ = Kind::Nv12;
-        } else if (format == lc::formats::MJPEG) {
-            kind_ = Kind::Mjpeg;
-            const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_MJPEG);
-            if (codec == nullptr) throw std::runtime_error("this FFmpeg has no MJPEG decoder");
-            decoder_.reset(avcodec_alloc_context3(codec));
-            if (!decoder_ || avcodec_open2(decoder_.get(), codec, nullptr) < 0) {
-                throw std::runtime_error("cannot open the MJPEG decoder");
-            }
-            decoded_.reset(av_frame_alloc());
-            packet_.reset(av_packet_alloc());
-            if (!decoded_ || !packet_) throw std::runtime_error("out of memory for the MJPEG decoder");
-        } else {
-            kind_ = Kind::Packed;
-            // libcamera names packed formats by the DRM convention (little-endian words):
-            // RGB888 is B,G,R in memory, XRGB8888 is B,G,R,X.
-            if (format == lc::formats::YUYV) {
-                packed_ = AV_PIX_FMT_YUYV422;
-            } else if (format == lc::formats::UYVY) {
-                packed_ = AV_PIX_FMT_UYVY422;
-            } else if (format == lc::formats::RGB888) {
-                packed_ = AV_PIX_FMT_BGR24;
-            } else if (format == lc::formats::BGR888) {
-                packed_ = AV_PIX_FMT_RGB24;
-            } else if (format == lc::formats::XRGB8888) {
-                packed_ = AV_PIX_FMT_BGR0;
-            } else if (format == lc::formats::XBGR8888) {
-                packed_ = AV_PIX_FMT_RGB0;
-            } else {
-                throw std::runtime_error("pilogger cannot use the pixel format " + format.toString());
-            }
-        }
-    }
-
-    // False when the buffer cannot become a frame (a truncated or corrupt JPEG).
-    bool convert(const MappedBuffer& in, const lc::FrameMetadata& meta, Frame& out) {
-        const auto& p = in.planes();
-        if (p.empty()) return false;
-        const size_t luma = static_cast<size_t>(stride_) * static_cast<size_t>(height_);
-        switch (kind_) {
-            case Kind::Yuv420: {
-                // Three planes, or one with the chroma planes right after the luma.
-                const int cstride = stride_ / 2;
-                const uint8_t* u = p.size() >= 3 ? p[1] : p[0] + luma;
-                const uint8_t* v = p.size() >= 3 ? p[2] : u + static_cast<size_t>(cstride) * static_cast<size_t>(height_ / 2);
-                av_image_copy_plane(out.data[0], out.linesize[0], p[0], stride_, width_, height_);
-                av_image_copy_plane(out.data[1], out.linesize[1], u, cstride, width_ / 2, height_ / 2);
-                av_image_copy_plane(out.data[2], out.linesize[2], v, cstride, width_ / 2, height_ / 2);
-                return true;
-            }
-            case Kind::Nv12: {
-                const uint8_t* src[4] = {p[0], p.size() >= 2 ? p[1] : p[0] + luma, nullptr, nullptr};
-                const int src_stride[4] = {stride_, stride_, 0, 0};
-                return scale(AV_PIX_FMT_NV12, width_, height_, src, src_stride, out);
-            }
-            case Kind::Packed: {
-                const uint8_t* src[4] = {p[0], nullptr, nullptr, nullptr};
-                const int src_stride[4] = {stride_, 0, 0, 0};
-                return scale(packed_, width_, height_, src, src_stride, out);
-            }
-            case Kind::Mjpeg: return decode_jpeg(p[0], meta.planes().empty() ? in.lengths()[0] : meta.planes()[0].bytesused, out);
-        }
-        return false;
-    }
-
-private:
-    enum class Kind { Yuv420, Nv12, Packed, Mjpeg };
-
-    bool scale(AVPixelFormat format, int w, int h, const uint8_t* const src[4], const int src_stride[4], Frame& out) {
-        sws_.reset(sws_getCachedContext(sws_.release(), w, h, format, out.width, out.height, AV_PIX_FMT_YUV420P,
-                                        SWS_BILINEAR, nullptr, nullptr, nullptr));
-        if (!sws_) return false;
-        sws_scale(sws_.get(), src, src_stride, 0, h, out.data, out.linesize);
-        return true;
-    }
-
-    bool decode_jpeg(const uint8_t* data, size_t size, Frame& out) {
-        // The decoder reads a little past the end: copy into a padded buffer.
-        jpeg_.assign(data, data + size);
-        jpeg_.resize(size + AV_INPUT_BUFFER_PADDING_SIZE, 0);
-        packet_->data = jpeg_.data();
-        packet_->size = static_cast<int>(size);
-        int rc = avcodec_send_packet(decoder_.get(), packet_.get());
-        packet_->data = nullptr;
-        packet_->size = 0;
-        if (rc < 0) return false;
-        rc = avcodec_receive_frame(decoder_.get(), decoded_.get());
-        if (rc < 0) return false;
-        bool ok = scale(static_cast<AVPixelFormat>(decoded_->format), decoded_->width, decoded_->height,
-                        decoded_->data, decoded_->linesize, out);
-        av_frame_unref(decoded_.get());
-        return ok;
-    }
-
-    Kind kind_ = Kind::Yuv420;
-    int width_;
-    int height_;
-    int stride_;
-    AVPixelFormat packed_ = AV_PIX_FMT_NONE;
-    SwsContextPtr sws_;
-    AvCodecContextPtr decoder_;
-    AvFramePtr decoded_;
-    AvPacketPtr packet_;
-    std::vector<uint8_t> jpeg_;
-};
 
 class LibcameraSource : public FrameSource {
 public:
@@ -755,111 +489,10 @@ private:
     std::atomic<uint64_t> restarts_{0};
 };
 
-// ---- pilogger devices ----
-
-struct RawMode {
-    std::string format;
-    unsigned width;
-    unsigned height;
-    double max_fps;  // 0: unknown
-};
-
-std::vector<RawMode> raw_modes(lc::Camera& camera) {
-    std::vector<RawMode> modes;
-    std::vector<lc::StreamRole> roles{lc::StreamRole::Raw};
-    std::unique_ptr<lc::CameraConfiguration> config = camera.generateConfiguration(roles);
-    if (!config || config->empty()) return modes;
-    const lc::StreamFormats formats = config->at(0).formats();
-    for (const lc::PixelFormat& pf : formats.pixelformats()) {
-        for (const lc::Size& size : formats.sizes(pf)) {
-            RawMode mode{pf.toString(), size.width, size.height, 0};
-            // The fastest frame rate is known only with the mode configured.
-            config->at(0).pixelFormat = pf;
-            config->at(0).size = size;
-            if (config->validate() != lc::CameraConfiguration::Invalid && camera.configure(config.get()) == 0) {
-                auto it = camera.controls().find(&lc::controls::FrameDurationLimits);
-                if (it != camera.controls().end()) {
-                    int64_t min_us = it->second.min().get<int64_t>();
-                    if (min_us > 0) mode.max_fps = 1e6 / static_cast<double>(min_us);
-                }
-            }
-            modes.push_back(mode);
-        }
-    }
-    return modes;
-}
-
 }  // namespace
 
 std::unique_ptr<FrameSource> make_libcamera_source(const CameraSettings& settings, const std::string& name) {
     return std::make_unique<LibcameraSource>(settings, name);
-}
-
-int list_libcamera_devices(bool as_json) {
-    quiet_libcamera_logs();
-    lc::CameraManager manager;
-    int rc = manager.start();
-    if (rc < 0) {
-        std::cerr << "libcamera " << libcamera_version() << " would not start: " << std::strerror(-rc) << "\n";
-        return 1;
-    }
-    auto cameras = sorted_cameras(manager);
-    nlohmann::json list = nlohmann::json::array();
-    std::ostringstream text;
-    if (cameras.empty()) {
-        text << "No cameras: " << describe_cameras(cameras) << ".\n";
-    }
-    for (size_t i = 0; i < cameras.size(); ++i) {
-        lc::Camera& camera = *cameras[i];
-        nlohmann::json entry{{"index", i},
-                             {"id", camera.id()},
-                             {"model", camera_model(camera)},
-                             {"location", camera_location(camera)}};
-        text << i << ": " << camera_model(camera) << "  " << camera.id() << "\n"
-             << "   location: " << camera_location(camera) << "\n";
-
-        std::vector<lc::StreamRole> roles{lc::StreamRole::VideoRecording};
-        std::unique_ptr<lc::CameraConfiguration> video = camera.generateConfiguration(roles);
-        nlohmann::json video_formats = nlohmann::json::array();
-        if (video && !video->empty()) {
-            const lc::StreamFormats formats = video->at(0).formats();
-            text << "   video formats:";
-            for (const lc::PixelFormat& pf : formats.pixelformats()) {
-                const lc::SizeRange range = formats.range(pf);
-                video_formats.push_back({{"format", pf.toString()},
-                                         {"min", range.min.toString()},
-                                         {"max", range.max.toString()}});
-                text << " " << pf.toString() << " (" << range.min.toString() << " to " << range.max.toString() << ")";
-            }
-            text << "\n   default: " << video->at(0).toString() << "\n";
-        }
-        entry["video_formats"] = video_formats;
-
-        nlohmann::json modes = nlohmann::json::array();
-        if (camera.acquire() == 0) {
-            for (const RawMode& m : raw_modes(camera)) {
-                modes.push_back({{"format", m.format}, {"width", m.width}, {"height", m.height}, {"max_fps", m.max_fps}});
-                char line[128];
-                snprintf(line, sizeof line, "   sensor mode: %ux%u %s, up to %.2f fps\n", m.width, m.height,
-                         m.format.c_str(), m.max_fps);
-                text << line;
-            }
-            camera.release();
-        } else {
-            text << "   (busy: another program uses this camera, so its sensor modes are not listed)\n";
-            entry["busy"] = true;
-        }
-        entry["sensor_modes"] = modes;
-        list.push_back(entry);
-    }
-    if (as_json) {
-        std::cout << nlohmann::json{{"libcamera", libcamera_version()}, {"cameras", list}}.dump(2) << "\n";
-    } else {
-        std::cout << text.str();
-    }
-    cameras.clear();
-    manager.stop();
-    return 0;
 }
 
 }  // namespace pilogger::camera

@@ -9,6 +9,8 @@
 #include "module_runtime.hpp"
 #include "paths.hpp"
 
+#include <cstring>
+#include <iostream>
 #include <memory>
 
 namespace {
@@ -24,6 +26,8 @@ const pilogger::ModuleKind& ticker_kind() {
         k.kind = "ticker";
         k.summary = "an example module: a row per tick on the host's clock";
         k.files = "`ticker/<name>/trial_NNN_ticks.csv`";
+        // `pilogger devices` runs `pilogger-ticker --list-devices` under the summary as heading.
+        k.capabilities = {"devices"};
         k.settings.number("rate_hz", 10, 0.1, 1000, "ticks per second");
         k.settings.text("label", "tick", "written into every row");
         k.disk_rate = {{"rows", {64, "rate_hz"}, "", ""}};
@@ -131,8 +135,26 @@ private:
 
 }  // namespace
 
+// What it can record from, for `pilogger devices`: text for people, or one JSON object whose
+// keys join the others' in `pilogger devices --json`.
+int list_devices(bool as_json) {
+    if (as_json) {
+        std::cout << json{{"clocks", json::array({json{{"name", "CLOCK_MONOTONIC"}}})}}.dump(2) << "\n";
+    } else {
+        std::cout << "CLOCK_MONOTONIC (the host's clock)\n";
+    }
+    return 0;
+}
+
 // 3. A thin main.
 int main(int argc, char** argv) {
+    bool list = false;
+    bool as_json = false;
+    for (int i = 1; i < argc; ++i) {
+        list = list || std::strcmp(argv[i], "--list-devices") == 0;
+        as_json = as_json || std::strcmp(argv[i], "--json") == 0;
+    }
+    if (list) return list_devices(as_json);
     return pilogger::run_module(argc, argv, ticker_kind(), "pilogger-ticker: an example module (tests only)",
                                 [](pilogger::ModuleRuntime& rt) { return std::make_unique<TickerModule>(rt); });
 }

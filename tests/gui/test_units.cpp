@@ -627,8 +627,10 @@ private Q_SLOTS:
         QVERIFY(QTest::qWaitForWindowExposed(&w));
         // A status with three preview modules, the most the demo shows.
         json status = sampleStatus("/data/s1");
-        status["modules"].push_back(json{{"name", "cam1"}, {"type", "camera"}, {"enabled", true}, {"state", "ready"}});
-        status["modules"].push_back(json{{"name", "eyetracker"}, {"type", "eyetracker"}, {"enabled", true}, {"state", "ready"}});
+        status["modules"].push_back(json{{"name", "cam1"}, {"type", "camera"}, {"enabled", true}, {"state", "ready"},
+                                         {"capabilities", {"snapshot", "preview"}}});
+        status["modules"].push_back(json{{"name", "eyetracker"}, {"type", "eyetracker"}, {"enabled", true}, {"state", "ready"},
+                                         {"capabilities", {"preview", "gaze"}}});
         w.model()->applyStatus(status);
         // The panels are redrawn in the turns that follow, one part (and one new tile) per turn.
         QTRY_VERIFY(!w.refreshPending() && !w.previewPanel()->creating());

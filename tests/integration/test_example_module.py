@@ -19,6 +19,15 @@ class ExampleModule(unittest.TestCase):
         rate = next(s for s in description["settings"] if s["key"] == "rate_hz")
         self.assertEqual((rate["type"], rate["default"], rate["min"], rate["max"]), ("number", 10, 0.1, 1000))
 
+    def test_pilogger_devices_lists_what_it_finds(self):
+        # A kind with the capability "devices" is listed under its summary, with no change to pilogger.
+        human = subprocess.run([PILOGGER, "devices"], check=True, capture_output=True, text=True, timeout=60).stdout
+        self.assertIn("An example module: a row per tick on the host's clock:\n  CLOCK_MONOTONIC (the host's clock)\n",
+                      human)
+        listing = subprocess.run([PILOGGER, "devices", "--json"], check=True, capture_output=True, text=True,
+                                 timeout=60).stdout
+        self.assertEqual(json.loads(listing)["clocks"], [{"name": "CLOCK_MONOTONIC"}])
+
     def check(self, rig, text):
         with open(rig.config, "w") as f:
             f.write(text)

@@ -72,6 +72,24 @@ class NotesSession(unittest.TestCase):
         self.assertGreaterEqual(len(clocks), 2)
         self.assertTrue(all(int(c["monotonic_ns"]) > 0 for c in clocks))
 
+    def test_notes_go_to_the_module_with_the_note_capability(self):
+        # Found by its kind's capability, whatever the instance is called; a module that never
+        # said hello (disabled) reports its kind's capabilities too.
+        rig = Rig(modules={"jot": {"type": "notes"}, "cam": {"type": "test"}, "spare": {"type": "notes", "enabled": "false"}})
+        self.addCleanup(rig.cleanup)
+        rig.start("--record")
+        rig.wait_all("recording")
+        self.assertEqual(rig.module("spare")["capabilities"], ["note"])
+        self.assertEqual(rig.module("jot")["capabilities"], ["note"])
+        self.assertIn("test", rig.module("cam")["capabilities"])
+        wait_for(lambda: rig.status()["trial"]["elapsed_s"] > 0, 2, what="the trial's start instant")
+        rig.cli("note", "found by capability")
+        code, _, err = rig.shutdown()
+        self.assertEqual(code, 0, err)
+        rows = rig.notes()
+        self.assertEqual([r["text"] for r in rows], ["found by capability"])
+        self.assertEqual(rows[0]["recording_modules"], "cam")  # never the notes module itself
+
     def test_session_and_trial_commands(self):
         rig = self.rig
         rig.start("--label", "first")

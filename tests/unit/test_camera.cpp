@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -72,6 +73,15 @@ std::vector<Packet> read_packets(const std::string& path, AVRational* time_base 
 }
 
 }  // namespace
+
+TEST_CASE("the camera kind's description says it lists devices, under its own heading") {
+    std::string why;
+    std::optional<ModuleKind> back = ModuleKind::from_json(camera_kind().to_json(), &why);
+    REQUIRE_MESSAGE(back, why);
+    const auto& caps = back->capabilities;
+    CHECK(std::find(caps.begin(), caps.end(), "devices") != caps.end());
+    CHECK(back->devices_heading == "Cameras (libcamera)");
+}
 
 TEST_CASE("camera settings: the config loader and the module agree on every default") {
     Config c = load_config_text("data_dir: /d\nmodules:\n  cam0: {type: camera}\n", "cam.yaml");

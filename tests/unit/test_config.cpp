@@ -42,6 +42,10 @@ TEST_CASE("a valid config loads with defaults filled in") {
     CHECK_FALSE(c.modules[1].enabled);
     CHECK(c.modules[1].settings.empty());
     CHECK(c.find_module("helper") != nullptr);
+    // Each module carries its kind's capabilities, as the kind described itself.
+    CHECK(c.modules[0].capabilities == std::vector<std::string>{"note"});
+    CHECK(c.modules[0].has_capability("note"));
+    CHECK_FALSE(c.modules[1].has_capability("note"));
 }
 
 TEST_CASE("an unknown key names the file, line, column and the full key") {

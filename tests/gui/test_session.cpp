@@ -101,7 +101,9 @@ private Q_SLOTS:
                                          window->previewPanel()->tile(name)->framesShown() >= 3,
                                      15000);
         }
-        QTest::qWait(1500);
+        // The window runs on with its previews, watched: about 1.5 s of the demo's ~20 frames a second.
+        const uint64_t shown = framesShown(*window);
+        QTRY_VERIFY_WITH_TIMEOUT(framesShown(*window) >= shown + 30, 15000);
 
         // A note: Shift+Enter for the second line, Enter adds it.
         NoteEdit* edit = window->notesPanel()->edit();
@@ -116,7 +118,8 @@ private Q_SLOTS:
         // The panels follow the model within a few event-loop turns.
         QTRY_VERIFY_WITH_TIMEOUT(history->topLevelItem(0) != nullptr && history->topLevelItem(0)->toolTip(3) == kNote, 5000);
         QCOMPARE(history->topLevelItem(0)->text(2), QStringLiteral("1"));  // made during trial 1
-        QTest::qWait(1000);
+        const uint64_t shown_at_note = framesShown(*window);
+        QTRY_VERIFY_WITH_TIMEOUT(framesShown(*window) >= shown_at_note + 20, 15000);
 
         checkEventLoop(*window, "first window");
         if (QTest::currentTestFailed()) return;
@@ -124,7 +127,8 @@ private Q_SLOTS:
         // Close the window in the middle of the trial: the recording goes on.
         window->quitWithoutAsking();
         window.reset();
-        QTest::qWait(1000);
+        // Once the supervisor has seen the window's connection go, only the status client is left.
+        QTRY_VERIFY_WITH_TIMEOUT(controlClients() == 1, 10000);
         auto status = rig_.status();
         QVERIFY(status);
         QVERIFY2((*status)["trial"].is_object(), "the trial stopped with the window");
@@ -141,13 +145,15 @@ private Q_SLOTS:
                                  5000);
         record = again->sessionBar()->recordButton();
         QTRY_VERIFY_WITH_TIMEOUT(record->text() == QStringLiteral("Stop trial"), 5000);
-        QTest::qWait(1000);
+        const uint64_t shown_again = framesShown(*again);
+        QTRY_VERIFY_WITH_TIMEOUT(framesShown(*again) >= shown_again + 20, 15000);
 
         // Stop.
         QTest::mouseClick(record, Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(!again->model()->recording(), 10000);
         QTRY_VERIFY_WITH_TIMEOUT(record->isEnabled() && record->text() == QStringLiteral("Record"), 20000);
-        QTest::qWait(500);
+        const uint64_t shown_stopped = framesShown(*again);
+        QTRY_VERIFY_WITH_TIMEOUT(framesShown(*again) >= shown_stopped + 10, 15000);
         checkEventLoop(*again, "second window");
         if (QTest::currentTestFailed()) return;
         again->quitWithoutAsking();
@@ -217,6 +223,23 @@ private Q_SLOTS:
     }
 
 private:
+    // Frames shown so far by all of the window's preview tiles. The test lets a window run for a
+    // number of frames rather than a time, so it is watched over the same work on any machine.
+    static uint64_t framesShown(const MainWindow& window) {
+        uint64_t total = 0;
+        for (const auto& m : window.model()->modules()) {
+            if (!PreviewPanel::hasPreview(m)) continue;
+            if (const auto* tile = window.previewPanel()->tile(qstr(m, "name"))) total += tile->framesShown();
+        }
+        return total;
+    }
+
+    // Control-socket clients the supervisor counts (this request's own included); -1: no answer.
+    int64_t controlClients() const {
+        const auto status = rig_.status();
+        return status ? (*status)["control"].value("clients", int64_t{-1}) : -1;
+    }
+
     // The longest gap of the window's whole run so far, from the moment it was shown. What the
     // GUI answers for is the gap without the time its thread was ready but found no free CPU: a
     // starved machine (a loaded CI host) stalls every program, and that says nothing of the GUI.

@@ -128,7 +128,7 @@ private Q_SLOTS:
         window->quitWithoutAsking();
         window.reset();
         // Once the supervisor has seen the window's connection go, only the status client is left.
-        QTRY_VERIFY_WITH_TIMEOUT(controlClients() == 1, 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(rig_.controlClients() == 1, 10000);
         auto status = rig_.status();
         QVERIFY(status);
         QVERIFY2((*status)["trial"].is_object(), "the trial stopped with the window");
@@ -232,12 +232,6 @@ private:
             if (const auto* tile = window.previewPanel()->tile(qstr(m, "name"))) total += tile->framesShown();
         }
         return total;
-    }
-
-    // Control-socket clients the supervisor counts (this request's own included); -1: no answer.
-    int64_t controlClients() const {
-        const auto status = rig_.status();
-        return status ? (*status)["control"].value("clients", int64_t{-1}) : -1;
     }
 
     // The longest gap of the window's whole run so far, from the moment it was shown. What the

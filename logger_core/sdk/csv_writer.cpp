@@ -259,7 +259,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
     }
 
     // How long the oldest byte not yet covered by a sync has waited (from the issue of its write).
-    int64_t unsynced_age_ms() const { return dirty ? (mono_ns() - dirty_since_ns) / 1'000'000 : 0; }
+    int64_t unsynced_age_ms() const { return dirty ? (options.clock() - dirty_since_ns) / 1'000'000 : 0; }
 
     // Starts the next request if none is in flight: write pending data, else sync, else close.
     void kick() {
@@ -295,7 +295,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         busy = true;
         if (!dirty) {
             dirty = true;  // counted from the issue: the kernel may hold the bytes from now on
-            dirty_since_ns = mono_ns();
+            dirty_since_ns = options.clock();
         }
         auto* r = request();
         uv_buf_t buf = uv_buf_init(in_flight.data() + in_flight_done,
@@ -336,7 +336,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         busy = true;
         sync_requested = false;
         sync_started_at_bytes = stats.bytes_written;
-        stats.last_sync_started_mono_ns = mono_ns();
+        stats.last_sync_started_mono_ns = options.clock();
         auto* r = request();
         int rc = uv_fs_fdatasync(loop, &r->req, fd, [](uv_fs_t* req) {
             ssize_t result = 0;
@@ -355,7 +355,7 @@ struct AsyncFileWriter::Core : std::enable_shared_from_this<AsyncFileWriter::Cor
         } else {
             dirty = false;
             ++stats.syncs;
-            stats.last_sync_mono_ns = mono_ns();
+            stats.last_sync_mono_ns = options.clock();
             synced_bytes = sync_started_at_bytes;
         }
         notify_waiters();
@@ -399,8 +399,9 @@ AsyncFileWriter::AsyncFileWriter(uv::Loop& loop, std::string path,
     core_->path = std::move(path);
     core_->header = header.empty() ? std::string() : csv_header(header);
     core_->options = options;
+    if (!core_->options.clock) core_->options.clock = mono_ns;
     core_->on_error = std::move(on_error);
-    core_->stats.last_sync_mono_ns = core_->stats.last_sync_started_mono_ns = mono_ns();
+    core_->stats.last_sync_mono_ns = core_->stats.last_sync_started_mono_ns = core_->options.clock();
     core_->open();
     timer_.start(options.flush_interval_ms, options.flush_interval_ms, [core = core_.get()] {
         if (!core->busy) core->kick();

@@ -58,6 +58,9 @@ struct FileWriterOptions {
     uint64_t sync_interval_ms = 1000;  // the longest a written byte waits for its fdatasync
     // Start a write as soon as this much is queued, without waiting for the timer.
     size_t eager_write_bytes = 64 * 1024;
+    // The clock of the sync rule and of the stats' times; empty: mono_ns. A test passes its own to
+    // drive time instead of waiting for it.
+    std::function<int64_t()> clock;
 };
 
 struct FileWriterStats {

@@ -60,6 +60,12 @@ struct Rig {
         return client.request(cmd, args, std::chrono::seconds(30));
     }
 
+    // Control-socket clients the supervisor counts (this request's own included); -1: no answer.
+    int64_t controlClients() const {
+        const auto s = status();
+        return s ? (*s)["control"].value("clients", int64_t{-1}) : -1;
+    }
+
     QString sessionDir() const {
         const QStringList sessions = QDir(data).entryList({QStringLiteral("session_*")}, QDir::Dirs, QDir::Name);
         return sessions.isEmpty() ? QString() : data + QLatin1Char('/') + sessions.last();

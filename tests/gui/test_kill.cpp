@@ -96,16 +96,18 @@ private Q_SLOTS:
         QVERIFY(gui_.waitForFinished(10000));
         QCOMPARE(gui_.exitStatus(), QProcess::CrashExit);
 
-        // The recording goes on: same trial, modules recording, bytes still growing.
-        QTest::qWait(500);
+        // The recording goes on: same trial, modules recording, bytes still growing. Checked once
+        // the supervisor has seen the window's connection go (only the status client is left).
+        QTRY_COMPARE_WITH_TIMEOUT(rig_.controlClients(), int64_t{1}, 10000);
         status = *rig_.status();
         QVERIFY2(status["trial"].is_object(), "the trial ended with the window");
         QCOMPARE(status["trial"]["number"].get<int>(), 1);
         const auto [bytes_before, recording] = written(status);
         QVERIFY(recording >= 1);
         const double elapsed_before = status["trial"]["elapsed_s"].get<double>();
-        QTest::qWait(2000);
-        status = *rig_.status();
+        // Until the trial has run on 1.5 s more on the supervisor's clock.
+        QTRY_VERIFY_WITH_TIMEOUT((status = *rig_.status(), !status["trial"].is_object() ||
+                                  status["trial"]["elapsed_s"].get<double>() > elapsed_before + 1.5), 15000);
         QVERIFY(alive(supervisor_pid_));
         QVERIFY(status["trial"].is_object());
         QVERIFY(status["trial"]["elapsed_s"].get<double>() > elapsed_before + 1.5);

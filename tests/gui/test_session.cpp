@@ -101,6 +101,8 @@ private Q_SLOTS:
                                          window->previewPanel()->tile(name)->framesShown() >= 3,
                                      15000);
         }
+        // Not a wait for an event: the window runs on with its previews for a while, its event loop
+        // watched (the check below covers the window's whole run).
         QTest::qWait(1500);
 
         // A note: Shift+Enter for the second line, Enter adds it.
@@ -116,7 +118,7 @@ private Q_SLOTS:
         // The panels follow the model within a few event-loop turns.
         QTRY_VERIFY_WITH_TIMEOUT(history->topLevelItem(0) != nullptr && history->topLevelItem(0)->toolTip(3) == kNote, 5000);
         QCOMPARE(history->topLevelItem(0)->text(2), QStringLiteral("1"));  // made during trial 1
-        QTest::qWait(1000);
+        QTest::qWait(1000);  // the window runs on, watched
 
         checkEventLoop(*window, "first window");
         if (QTest::currentTestFailed()) return;
@@ -124,7 +126,8 @@ private Q_SLOTS:
         // Close the window in the middle of the trial: the recording goes on.
         window->quitWithoutAsking();
         window.reset();
-        QTest::qWait(1000);
+        // Once the supervisor has seen the window's connection go, only the status client is left.
+        QTRY_VERIFY_WITH_TIMEOUT(rig_.controlClients() == 1, 10000);
         auto status = rig_.status();
         QVERIFY(status);
         QVERIFY2((*status)["trial"].is_object(), "the trial stopped with the window");
@@ -141,13 +144,13 @@ private Q_SLOTS:
                                  5000);
         record = again->sessionBar()->recordButton();
         QTRY_VERIFY_WITH_TIMEOUT(record->text() == QStringLiteral("Stop trial"), 5000);
-        QTest::qWait(1000);
+        QTest::qWait(1000);  // the window runs on, watched
 
         // Stop.
         QTest::mouseClick(record, Qt::LeftButton);
         QTRY_VERIFY_WITH_TIMEOUT(!again->model()->recording(), 10000);
         QTRY_VERIFY_WITH_TIMEOUT(record->isEnabled() && record->text() == QStringLiteral("Record"), 20000);
-        QTest::qWait(500);
+        QTest::qWait(500);  // the window runs on, watched
         checkEventLoop(*again, "second window");
         if (QTest::currentTestFailed()) return;
         again->quitWithoutAsking();

@@ -1,10 +1,11 @@
-#include "clock.hpp"
 #include "csv_writer.hpp"
 #include "helpers.hpp"
 
 #include <doctest/doctest.h>
 
 #include <unistd.h>
+
+#include <functional>
 
 using namespace pilogger;
 
@@ -21,6 +22,15 @@ std::vector<std::string> lines_of(const std::string& text) {
     for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) out.push_back(text.substr(start, nl - start));
     return out;
 }
+
+// The writer's clock, moved by the test: its sync rule runs on this time instead of the wall's.
+struct FakeClock {
+    int64_t now_ns = 1'000'000'000;
+    void advance_ms(int64_t ms) { now_ns += ms * 1'000'000; }
+    std::function<int64_t()> function() {
+        return [this] { return now_ns; };
+    }
+};
 }  // namespace
 
 TEST_CASE("rows land in order with the header first") {
@@ -41,16 +51,19 @@ TEST_CASE("rows land in order with the header first") {
 TEST_CASE("rows reach the file within the flush interval, without close") {
     test::TempDir dir;
     uv::Loop loop;
+    FakeClock clock;
     FileWriterOptions options;
     options.flush_interval_ms = 100;
+    options.clock = clock.function();
     AsyncFileWriter writer(loop, dir.file("live.csv"), {"n"}, options);
     writer.write_row(CsvRow().add(42));
-    // Well within the 250 ms promise, and through the timer, not an eager write.
+    // Well within the 250 ms promise, and through the timer, not an eager write. The one wall-clock
+    // budget here: the real timer's first tick at 100 ms, with 1.5 ticks to spare for a loaded
+    // machine (the loop has nothing else to do).
     CHECK(test::run_until(loop, [&] { return test::read_file(dir.file("live.csv")) == "n\n42\n"; }, 250));
-    uv::Timer wait(loop);
-    bool synced = false;
-    wait.start(1200, 0, [&] { synced = writer.stats().syncs >= 1; });
-    test::run_until(loop, [&] { return synced; }, 1500);
+    // A second after the write on the writer's clock, the timer's next tick fdatasyncs it.
+    clock.advance_ms(1000);
+    const bool synced = test::run_until(loop, [&] { return writer.stats().syncs >= 1; });
     CHECK(synced);  // fdatasync'd within a second of the write
     close_writer(loop, writer);
 }
@@ -58,20 +71,28 @@ TEST_CASE("rows reach the file within the flush interval, without close") {
 TEST_CASE("a file written all the time is fdatasync'd at least once a second") {
     test::TempDir dir;
     uv::Loop loop;
-    AsyncFileWriter writer(loop, dir.file("stream.csv"), {"n"});  // the defaults: 200 ms flush, 1 s sync
-    uv::Timer producer(loop);
-    int64_t n = 0;
+    FakeClock clock;
+    FileWriterOptions options;  // the defaults: 200 ms flush, 1 s sync
+    options.clock = clock.function();
+    AsyncFileWriter writer(loop, dir.file("stream.csv"), {"n"}, options);
     std::vector<int64_t> sync_times;
     uint64_t syncs_seen = 0;
-    producer.start(5, 5, [&] {
-        writer.write_row(CsvRow().add(n++));
+    // A row every 5 ms and a tick every 200 ms of the writer's clock; flush() does what the
+    // timer's tick does. Each tick's writes finish before the clock moves on; a sync may take
+    // longer, as a slow disk's does.
+    for (int64_t n = 0; sync_times.size() < 5 && n < 2000; ++n) {
+        clock.advance_ms(5);
+        writer.write_row(CsvRow().add(n));
+        if (n % 40 == 39) {
+            bool written = false;
+            writer.flush(false, [&](bool) { written = true; });
+            REQUIRE(test::run_until(loop, [&] { return written; }));
+        }
         if (writer.stats().syncs != syncs_seen) {
             syncs_seen = writer.stats().syncs;
             sync_times.push_back(writer.stats().last_sync_started_mono_ns);
         }
-    });
-    test::run_until(loop, [&] { return sync_times.size() >= 5; }, 7000);
-    producer.stop();
+    }
     REQUIRE(sync_times.size() >= 5);
     for (size_t i = 1; i < sync_times.size(); ++i) {
         // Issued at most a second apart (plus a turn of the loop), however long each one takes.
@@ -83,7 +104,10 @@ TEST_CASE("a file written all the time is fdatasync'd at least once a second") {
 TEST_CASE("a row written just after a sync waits less than a second for the next one") {
     test::TempDir dir;
     uv::Loop loop;
-    AsyncFileWriter writer(loop, dir.file("late.csv"), {"n"});  // the defaults: 200 ms flush, 1 s sync
+    FakeClock clock;
+    FileWriterOptions options;  // the defaults: 200 ms flush, 1 s sync
+    options.clock = clock.function();
+    AsyncFileWriter writer(loop, dir.file("late.csv"), {"n"}, options);
     writer.write_row(CsvRow().add(1));
     int64_t written_at = 0;
     uint64_t syncs_then = 0;
@@ -91,11 +115,18 @@ TEST_CASE("a row written just after a sync waits less than a second for the next
         CHECK(ok);
         // The sync just finished: this row is the oldest unsynced byte, written at once.
         syncs_then = writer.stats().syncs;
-        written_at = mono_ns();
+        written_at = clock.now_ns;
         writer.write_row(CsvRow().add(2));
         writer.flush();
     });
-    REQUIRE(test::run_until(loop, [&] { return written_at != 0 && writer.stats().syncs > syncs_then; }, 3000));
+    REQUIRE(test::run_until(loop, [&] { return written_at != 0 && writer.stats().rows_written == 2; }));
+    // Punctual 200 ms ticks of the writer's clock (flush() does what the timer's tick does) until
+    // one issues the sync.
+    for (int tick = 0; tick < 10 && writer.stats().last_sync_started_mono_ns <= written_at; ++tick) {
+        clock.advance_ms(200);
+        writer.flush();
+    }
+    REQUIRE(test::run_until(loop, [&] { return writer.stats().syncs > syncs_then; }));
     const int64_t waited_ms = (writer.stats().last_sync_started_mono_ns - written_at) / 1'000'000;
     // Counted from the write, with half a tick to spare: 700 to 900 ms on punctual 200 ms ticks
     // (counted from the previous sync, as before, it was 1000 ms).

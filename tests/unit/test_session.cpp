@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <regex>
 
 using namespace pilogger;
@@ -48,10 +49,13 @@ TEST_CASE("a session creates its folder, files and an atomic session.json") {
     session->write_json(json{{"n", 1}});
     session->write_json(json{{"n", 2}});
     session->write_json(json{{"n", 3}});
-    uv::Timer wait(loop);
-    bool waited = false;
-    wait.start(350, 0, [&] { waited = true; });
-    test::run_until(loop, [&] { return waited; });
+    // The 100 ms clock timer's first periodic row reaches clocks.csv (header, start, periodic).
+    const std::string clocks_path = session->dir() + "/clocks.csv";
+    auto clock_lines = [&] {
+        const std::string text = test::read_file(clocks_path);
+        return std::count(text.begin(), text.end(), '\n');
+    };
+    test::run_until(loop, [&] { return clock_lines() >= 3; });  // checked with the close row below
     bool closed = false;
     session->close([&] { closed = true; });
     REQUIRE(test::run_until(loop, [&] { return closed; }));

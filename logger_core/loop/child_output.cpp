@@ -10,26 +10,20 @@ namespace pilogger {
 ChildOutput::ChildOutput(uv::Loop& loop, size_t max_output_bytes)
     : loop_(loop), max_output_bytes_(max_output_bytes) {}
 
-ChildOutput::~ChildOutput() {
-    if (process_ && process_->running()) process_->kill(SIGKILL);
-}
+ChildOutput::~ChildOutput() = default;
 
 void ChildOutput::start(const std::string& file, std::vector<std::string> args, uint64_t timeout_ms, Done done) {
     result_ = Result{};
     exited_ = false;
-    outputs_open_ = 0;
+    outputs_open_ = 2;
     done_ = std::move(done);
-    stdout_ = std::make_unique<uv::Stream>(loop_);
-    stderr_ = std::make_unique<uv::Stream>(loop_);
-    process_ = std::make_unique<uv::Process>(loop_);
+    child_ = std::make_unique<ChildProcess>(loop_);
     timer_ = std::make_unique<uv::Timer>(loop_);
-    uv::ProcessOptions options;
+    ChildProcess::Options options;
     options.file = file;
     options.args = std::move(args);
-    options.stdout_pipe = stdout_.get();
-    options.stderr_pipe = stderr_.get();
     try {
-        process_->spawn(options, [this](int64_t status, int signal) {
+        child_->spawn(options, collect(result_.out), collect(result_.err), [this](int64_t status, int signal) {
             result_.exit_status = status;
             result_.term_signal = signal;
             exited_ = true;
@@ -39,31 +33,30 @@ void ChildOutput::start(const std::string& file, std::vector<std::string> args, 
         // Reported from the loop, like every other outcome, so callers need no second path.
         result_.error = e.what();
         exited_ = true;
+        outputs_open_ = 0;
         finish_if_done();
         return;
     }
-    collect(*stdout_, result_.out);
-    collect(*stderr_, result_.err);
     timer_->start(timeout_ms, 0, [this] {
-        if (process_ && process_->running()) {
+        if (child_->running()) {
             result_.timed_out = true;
-            process_->kill(SIGKILL);
+            child_->kill(SIGKILL);
         }
     });
 }
 
-void ChildOutput::collect(uv::Stream& stream, std::string& into) {
-    ++outputs_open_;
-    stream.start_read(
-        [this, &into](std::string_view chunk) {
-            const size_t room = max_output_bytes_ - std::min(max_output_bytes_, into.size());
-            if (chunk.size() > room) result_.truncated = true;
-            into.append(chunk.substr(0, room));
-        },
-        [this](int) {
-            --outputs_open_;
-            finish_if_done();
-        });
+ChildProcess::Output ChildOutput::collect(std::string& into) {
+    ChildProcess::Output output;
+    output.on_chunk = [this, &into](std::string_view chunk) {
+        const size_t room = max_output_bytes_ - std::min(max_output_bytes_, into.size());
+        if (chunk.size() > room) result_.truncated = true;
+        into.append(chunk.substr(0, room));
+    };
+    output.on_end = [this] {
+        --outputs_open_;
+        finish_if_done();
+    };
+    return output;
 }
 
 void ChildOutput::finish_if_done() {

@@ -4,6 +4,7 @@
 // just before exiting is lost.
 #pragma once
 
+#include "child_process.hpp"
 #include "uv.hpp"
 
 #include <cstdint>
@@ -29,7 +30,7 @@ public:
     using Done = std::function<void(Result&& result)>;
 
     explicit ChildOutput(uv::Loop& loop, size_t max_output_bytes = 1u << 20);
-    // A program still running is killed (SIGKILL); done is not called.
+    // A program still running is killed (SIGKILL) and reaped; done is not called.
     ~ChildOutput();
     ChildOutput(const ChildOutput&) = delete;
     ChildOutput& operator=(const ChildOutput&) = delete;
@@ -41,13 +42,11 @@ public:
 
 private:
     void finish_if_done();
-    void collect(uv::Stream& stream, std::string& into);
+    ChildProcess::Output collect(std::string& into);
 
     uv::Loop& loop_;
     const size_t max_output_bytes_;
-    std::unique_ptr<uv::Process> process_;
-    std::unique_ptr<uv::Stream> stdout_;
-    std::unique_ptr<uv::Stream> stderr_;
+    std::unique_ptr<ChildProcess> child_;
     std::unique_ptr<uv::Timer> timer_;
     Result result_;
     bool exited_ = false;

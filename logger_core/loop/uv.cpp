@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace pilogger::uv {
 
@@ -48,8 +50,18 @@ int check(int rc, std::string_view context) {
 Loop::Loop() { check(uv_loop_init(&loop_), "uv_loop_init"); }
 
 Loop::~Loop() {
-    // Owners close their handles before the loop goes; let the close callbacks run.
-    for (int i = 0; i < 1000 && uv_loop_close(&loop_) == UV_EBUSY; ++i) {
+    // Owners close their handles before the loop goes; let the close callbacks run, and the exits
+    // of children killed on the way out (a few ms). Bounded: a handle left active would spin here.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (int turn = 0; uv_loop_close(&loop_) == UV_EBUSY; ++turn) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            std::fprintf(stderr, "pilogger: a libuv loop is destroyed with handles still open:\n");
+            uv_print_all_handles(&loop_, stderr);
+            std::abort();
+        }
+        // One turn runs the close callbacks; after that, what is left is still to come (a
+        // child's exit): wait for it without spinning a core.
+        if (turn > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         uv_run(&loop_, UV_RUN_NOWAIT);
     }
 }
@@ -422,7 +434,9 @@ struct ResolveRequest {
 };
 }  // namespace
 
-void resolve(Loop& loop, const std::string& host, std::function<void(int, std::string)> done) {
+namespace {
+// Starts the lookup; returns its request, or nullptr when done already ran (it could not start).
+uv_req_t* start_resolve(Loop& loop, const std::string& host, std::function<void(int, std::string)> done) {
     auto* request = new ResolveRequest{};
     request->done = std::move(done);
     addrinfo hints{};
@@ -449,7 +463,14 @@ void resolve(Loop& loop, const std::string& host, std::function<void(int, std::s
     if (rc < 0) {
         std::unique_ptr<ResolveRequest> self(request);
         self->done(rc, "");
+        return nullptr;
     }
+    return reinterpret_cast<uv_req_t*>(&request->req);
+}
+}  // namespace
+
+void resolve(Loop& loop, const std::string& host, std::function<void(int, std::string)> done) {
+    start_resolve(loop, host, std::move(done));
 }
 
 // ---- Process ----
@@ -566,7 +587,9 @@ struct WorkRequest {
 };
 }  // namespace
 
-void queue_work(Loop& loop, std::function<std::string()> work, std::function<void(const std::string&)> done) {
+namespace {
+// Queues the work; returns its request, or nullptr when done already ran (it could not queue).
+uv_req_t* start_work(Loop& loop, std::function<std::string()> work, std::function<void(const std::string&)> done) {
     auto* w = new WorkRequest{};
     w->work = std::move(work);
     w->done = std::move(done);
@@ -589,6 +612,49 @@ void queue_work(Loop& loop, std::function<std::string()> work, std::function<voi
     if (rc < 0) {
         std::unique_ptr<WorkRequest> self(w);
         if (self->done) self->done(std::string("cannot queue work: ") + uv_strerror(rc));
+        return nullptr;
+    }
+    return reinterpret_cast<uv_req_t*>(&w->req);
+}
+}  // namespace
+
+void queue_work(Loop& loop, std::function<std::string()> work, std::function<void(const std::string&)> done) {
+    start_work(loop, std::move(work), std::move(done));
+}
+
+// ---- Requests ----
+Requests::~Requests() {
+    *alive_ = false;
+    // Work already running cannot be cancelled; its done finds the owner gone and does nothing.
+    for (uv_req_t* req : pending_) uv_cancel(req);
+}
+
+namespace {
+// Wraps an owner's callback: it runs only while the owner lives, which forgets the request first.
+template <typename... Args>
+std::function<void(Args...)> owned(std::shared_ptr<bool> alive, std::vector<uv_req_t*>& pending,
+                                   std::shared_ptr<uv_req_t*> req, std::function<void(Args...)> done) {
+    return [alive = std::move(alive), &pending, req = std::move(req), done = std::move(done)](Args... args) {
+        if (!*alive) return;
+        std::erase(pending, *req);
+        if (done) done(std::forward<Args>(args)...);
+    };
+}
+}  // namespace
+
+void Requests::work(std::function<std::string()> work, std::function<void(const std::string&)> done) {
+    auto req = std::make_shared<uv_req_t*>(nullptr);
+    if (uv_req_t* r = start_work(loop_, std::move(work), owned(alive_, pending_, req, std::move(done)))) {
+        *req = r;
+        pending_.push_back(r);
+    }
+}
+
+void Requests::resolve(const std::string& host, std::function<void(int status, std::string address)> done) {
+    auto req = std::make_shared<uv_req_t*>(nullptr);
+    if (uv_req_t* r = start_resolve(loop_, host, owned(alive_, pending_, req, std::move(done)))) {
+        *req = r;
+        pending_.push_back(r);
     }
 }
 

@@ -56,6 +56,9 @@ int check(int rc, std::string_view context);
 class Loop {
 public:
     Loop();
+    // Lets the close callbacks (and the reaping of killed children) run, then closes the loop.
+    // A handle still open after that is a bug in its owner: the destructor names the handles
+    // left on stderr and aborts, so every test that makes a loop proves none is left.
     ~Loop();
     Loop(const Loop&) = delete;
     Loop& operator=(const Loop&) = delete;
@@ -287,6 +290,7 @@ public:
     void spawn(const ProcessOptions& options, ExitCallback on_exit);
     int pid() const { return pid_; }
     bool running() const { return running_; }
+    void set_exit_callback(ExitCallback on_exit) { on_exit_ = std::move(on_exit); }
     // Returns 0 or a libuv error (ESRCH when already gone).
     int kill(int signum);
 
@@ -300,5 +304,27 @@ private:
 // Runs blocking work (mkdir, fsync, rename, ...) on libuv's thread pool and calls done on the
 // loop thread with the work's error text (empty on success). The work must not touch loop state.
 void queue_work(Loop& loop, std::function<std::string()> work, std::function<void(const std::string&)> done);
+
+// The owner of the requests an object starts (thread-pool work, name lookups): its callbacks run
+// only while the owner lives. Destroying it cancels the requests not started yet, and the done
+// callbacks of the others never run, so a callback that captures `this` never outlives it.
+class Requests {
+public:
+    explicit Requests(Loop& loop) : loop_(loop) {}
+    ~Requests();
+    Requests(const Requests&) = delete;
+    Requests& operator=(const Requests&) = delete;
+
+    void work(std::function<std::string()> work, std::function<void(const std::string&)> done);
+    void resolve(const std::string& host, std::function<void(int status, std::string address)> done);
+    size_t pending() const { return pending_.size(); }
+
+private:
+    friend struct RequestAccess;
+    Loop& loop_;
+    // The pending requests, for cancelling; each forgets itself when it completes.
+    std::vector<uv_req_t*> pending_;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
 
 }  // namespace pilogger::uv

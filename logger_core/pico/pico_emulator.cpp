@@ -20,11 +20,8 @@ PicoEmulator::PicoEmulator(uv::Loop& loop, PicoEmulatorConfig config, std::strin
       link_path_(std::move(link_path)),
       report_(std::move(report)),
       callbacks_(std::move(callbacks)),
-      timer_(loop) {}
-
-PicoEmulator::~PicoEmulator() {
-    if (process_ && process_->running()) process_->kill(SIGKILL);
-}
+      child_(loop),
+      restart_timer_(loop) {}
 
 void PicoEmulator::start() {
     stopping_ = false;
@@ -34,13 +31,8 @@ void PicoEmulator::start() {
 void PicoEmulator::stop() {
     if (stopping_) return;
     stopping_ = true;
-    timer_.stop();
-    if (process_ && process_->running()) {
-        process_->kill(SIGTERM);
-        timer_.start(kEmulatorKillMs, 0, [this] {
-            if (process_ && process_->running()) process_->kill(SIGKILL);
-        });
-    }
+    restart_timer_.stop();
+    child_.stop(0, kEmulatorKillMs);
 }
 
 std::vector<std::string> PicoEmulator::args(const std::string& executable) const {
@@ -73,61 +65,40 @@ void PicoEmulator::spawn() {
     ::unlink(link_path_.c_str());
     announced_ = false;
     std::string exe = config_.executable.empty() ? find_module_executable("pico-emulator") : config_.executable;
-    process_ = std::make_unique<uv::Process>(loop_);
-    out_ = std::make_unique<uv::Stream>(loop_);
-    err_ = std::make_unique<uv::Stream>(loop_);
-    out_lines_ = LineFramer(4096);
-    err_lines_ = LineFramer(4096);
-    uv::ProcessOptions options;
+    ChildProcess::Options options;
     options.file = exe;
     options.args = args(exe);
-    options.stdout_pipe = out_.get();
-    options.stderr_pipe = err_.get();
     options.detached = true;  // Ctrl-C on the terminal reaches the supervisor only
+    ChildProcess::Output out;
+    out.on_line = [this](std::string_view line) {
+        if (line.rfind("PTY ", 0) != 0) return;
+        announced_ = true;
+        report_.log("debug", "Pico W emulator: " + std::string(line));
+        if (callbacks_.announced) callbacks_.announced();
+    };
+    ChildProcess::Output err;
+    err.on_line = [this](std::string_view line) { report_.log("info", "Pico W emulator: " + std::string(line)); };
     try {
-        process_->spawn(options, [this](int64_t status, int signal) { on_exit(status, signal); });
+        child_.spawn(options, std::move(out), std::move(err), [this](int64_t status, int signal) { on_exit(status, signal); });
     } catch (const uv::Error& e) {
         if (callbacks_.spawn_failed) callbacks_.spawn_failed(e.what());
         report_.log("error", std::string("Pico W emulator: ") + e.what() + "; trying again in 2 s");
         report_.event("pico_emulator_error", e.what());
-        timer_.start(kEmulatorRestartMs, 0, [this] { spawn(); });
+        restart_timer_.start(kEmulatorRestartMs, 0, [this] { spawn(); });
         return;
     }
     std::string command;
     for (const auto& a : options.args) command += (command.empty() ? "" : " ") + a;
-    report_.log("info", "Pico W emulator started (pid " + std::to_string(process_->pid()) + "): " + command);
-    out_->start_read(
-        [this](std::string_view chunk) {
-            out_lines_.feed(
-                chunk,
-                [this](std::string_view line) {
-                    if (line.rfind("PTY ", 0) != 0) return;
-                    announced_ = true;
-                    report_.log("debug", "Pico W emulator: " + std::string(line));
-                    if (callbacks_.announced) callbacks_.announced();
-                },
-                [](size_t) {});
-        },
-        [](int) {});
-    err_->start_read(
-        [this](std::string_view chunk) {
-            err_lines_.feed(
-                chunk, [this](std::string_view line) { report_.log("info", "Pico W emulator: " + std::string(line)); },
-                [](size_t) {});
-        },
-        [](int) {});
+    report_.log("info", "Pico W emulator started (pid " + std::to_string(child_.pid()) + "): " + command);
 }
 
 void PicoEmulator::on_exit(int64_t status, int signal) {
     announced_ = false;
-    if (stopping_) {
-        timer_.stop();
-        return;
-    }
+    if (stopping_) return;
     std::string why = signal != 0 ? "signal " + std::to_string(signal) : "status " + std::to_string(status);
     report_.log("warning", "Pico W emulator exited (" + why + "); starting it again in 2 s");
     report_.event("pico_emulator_exit", why);
-    timer_.start(kEmulatorRestartMs, 0, [this] { spawn(); });
+    restart_timer_.start(kEmulatorRestartMs, 0, [this] { spawn(); });
 }
 
 }  // namespace pilogger

@@ -2,13 +2,12 @@
 // a pseudo-terminal it links at link_path. Restarted 2 s after it exits, until stop().
 #pragma once
 
-#include "ndjson.hpp"
+#include "child_process.hpp"
 #include "pico_config.hpp"
 #include "pico_report.hpp"
 #include "uv.hpp"
 
 #include <functional>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,7 +24,7 @@ public:
 
     PicoEmulator(uv::Loop& loop, PicoEmulatorConfig config, std::string link_path, PicoReporter report,
                  Callbacks callbacks);
-    ~PicoEmulator();  // kills a still running emulator
+    ~PicoEmulator() = default;  // a still running emulator is killed and reaped (ChildProcess)
     PicoEmulator(const PicoEmulator&) = delete;
     PicoEmulator& operator=(const PicoEmulator&) = delete;
 
@@ -49,12 +48,8 @@ private:
     Callbacks callbacks_;
     bool stopping_ = false;
     bool announced_ = false;
-    std::unique_ptr<uv::Process> process_;
-    std::unique_ptr<uv::Stream> out_;
-    std::unique_ptr<uv::Stream> err_;
-    LineFramer out_lines_{4096};
-    LineFramer err_lines_{4096};
-    uv::Timer timer_;  // the restart, or the SIGKILL after stop()
+    ChildProcess child_;
+    uv::Timer restart_timer_;
 };
 
 }  // namespace pilogger

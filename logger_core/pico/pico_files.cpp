@@ -10,7 +10,7 @@ namespace {
 constexpr size_t kMaxPendingRows = 10000;
 }  // namespace
 
-PicoFiles::PicoFiles(uv::Loop& loop, PicoReporter report) : loop_(loop), report_(std::move(report)) {}
+PicoFiles::PicoFiles(uv::Loop& loop, PicoReporter report) : loop_(loop), report_(std::move(report)), requests_(loop) {}
 
 void PicoFiles::open(const std::string& session_dir) {
     closing_writers_.clear();
@@ -19,15 +19,13 @@ void PicoFiles::open(const std::string& session_dir) {
     int generation = ++generation_;
     opening_ = true;
     std::string dir = session_dir + "/pico";
-    std::weak_ptr<int> alive = alive_;
-    uv::queue_work(
-        loop_,
+    requests_.work(
         [dir]() -> std::string {
             if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return "cannot create " + dir + ": " + errno_text(errno);
             return {};
         },
-        [this, alive, generation, dir](const std::string& error) {
-            if (alive.expired() || generation != generation_) return;
+        [this, generation, dir](const std::string& error) {
+            if (generation != generation_) return;  // a newer open (another session) took over
             opening_ = false;
             if (!error.empty()) {
                 report_.log("error", "Pico W files: " + error);
@@ -36,9 +34,8 @@ void PicoFiles::open(const std::string& session_dir) {
                 pending_led_.clear();
                 return;
             }
-            auto on_error = [this, alive](const std::string& message) {
-                if (!alive.expired()) report_.log("error", "Pico W files: " + message);
-            };
+            // The writers are ours: their callbacks end with them.
+            auto on_error = [this](const std::string& message) { report_.log("error", "Pico W files: " + message); };
             sync_csv_ = std::make_unique<AsyncFileWriter>(loop_, dir + "/sync.csv", kPicoSyncColumns,
                                                           FileWriterOptions{}, on_error);
             led_csv_ = std::make_unique<AsyncFileWriter>(loop_, dir + "/led.csv", kPicoLedColumns,

@@ -37,7 +37,6 @@ public:
 private:
     uv::Loop& loop_;
     PicoReporter report_;
-    std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // guards thread-pool callbacks
     int generation_ = 0;  // an open() overtaken by a close() or another open() does nothing
     bool opening_ = false;
     std::unique_ptr<AsyncFileWriter> sync_csv_;
@@ -45,6 +44,7 @@ private:
     std::vector<std::unique_ptr<AsyncFileWriter>> closing_writers_;
     std::vector<std::string> pending_sync_;
     std::vector<std::string> pending_led_;
+    uv::Requests requests_;  // the folder's mkdir
 };
 
 }  // namespace pilogger

@@ -105,9 +105,9 @@ void Reply::error(std::string_view code, std::string_view message) {
 // ---- ModuleRuntime ----
 
 ModuleRuntime::ModuleRuntime(std::string type, std::string name, bool supervised,
-                             std::vector<std::string> kind_capabilities)
+                             std::vector<std::string> kind_capabilities, std::optional<SimulatorHook> simulator)
     : type_(std::move(type)), name_(std::move(name)), kind_capabilities_(std::move(kind_capabilities)),
-      supervised_(supervised) {
+      simulator_hook_(std::move(simulator)), supervised_(supervised) {
     started_mono_ns_ = mono_ns();
 }
 
@@ -228,9 +228,9 @@ void ModuleRuntime::dispatch(const Message& m) {
             stats_timer_->start(static_cast<uint64_t>(stats_interval_ms_),
                                 static_cast<uint64_t>(stats_interval_ms_), [this] { send_stats(); });
             json settings = args.value("settings", json::object());
-            module_->configure(settings, make_reply(m, [this](bool ok, const json&) {
-                                   if (ok) set_state(State::Configured);
-                               }));
+            configure_module(std::move(settings), make_reply(m, [this](bool ok, const json&) {
+                                 if (ok) set_state(State::Configured);
+                             }));
         } else if (cmd == "start_session") {
             if (state_ != State::Configured) {
                 reject(errc::kBadState, state_ == State::Idle ? "configure first" : "a session is already open");
@@ -325,7 +325,26 @@ void ModuleRuntime::request_finish(const std::string& why) {
             shutdown_reply_.reset();
         }
         emit("state", json{{"state", "exited"}});
+        // The simulator goes after the module, which may still have talked to it while finishing.
+        if (simulator_) return simulator_->stop([this] { close_handles(); });
         close_handles();
+    });
+}
+
+void ModuleRuntime::configure_module(json settings, Reply reply) {
+    if (!simulator_hook_ || !SimulatorLaunch::selected(*simulator_hook_, settings)) {
+        module_->configure(settings, std::move(reply));
+        return;
+    }
+    if (!simulator_) {
+        simulator_ = std::make_unique<SimulatorLaunch>(
+            loop_, *simulator_hook_, [this](std::string_view level, const std::string& message) { log(level, message); });
+    }
+    auto pending = std::make_shared<Reply>(std::move(reply));
+    simulator_->start(std::move(settings), [this, pending](json ready_settings, std::string error) {
+        if (finishing_) return;  // the pending reply answers "shutting down" by itself
+        if (!error.empty()) return pending->error(errc::kUnavailable, error);
+        module_->configure(ready_settings, std::move(*pending));
     });
 }
 
@@ -350,7 +369,7 @@ void ModuleRuntime::start_standalone(const json& settings, const std::string& ou
         }
         return ok;
     };
-    module_->configure(settings, Reply(this, -1, "configure", [=, this](bool ok, const json&) {
+    configure_module(settings, Reply(this, -1, "configure", [=, this](bool ok, const json&) {
         if (!fail(ok)) return;
         state_ = State::Configured;
         SessionInfo session{output, "standalone", mono_ns()};
@@ -492,7 +511,7 @@ int run_module(int argc, char** argv, const ModuleKind& kind, const std::string&
     if (name.empty()) name = type;
 
     try {
-        ModuleRuntime runtime(type, name, supervised, kind.capabilities);
+        ModuleRuntime runtime(type, name, supervised, kind.capabilities, kind.simulator);
         std::unique_ptr<Module> module = factory(runtime);
         int status = runtime.run(*module, supervised ? nullptr : &settings, output, duration_s);
         module.reset();

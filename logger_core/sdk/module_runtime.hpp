@@ -6,12 +6,14 @@
 
 #include "ndjson.hpp"
 #include "settings_schema.hpp"
+#include "simulator_launch.hpp"
 #include "uv.hpp"
 
 #include <sys/types.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,7 +94,8 @@ public:
     enum class State { Idle, Configured, InSession, Recording, Finishing };
 
     ModuleRuntime(std::string type, std::string name, bool supervised,
-                  std::vector<std::string> kind_capabilities = {});
+                  std::vector<std::string> kind_capabilities = {},
+                  std::optional<SimulatorHook> simulator = std::nullopt);
     ~ModuleRuntime();
 
     uv::Loop& loop() { return loop_; }
@@ -125,12 +128,15 @@ private:
     void send_stats();
     void set_state(State s);
     void start_standalone(const json& settings, const std::string& output, double duration_s);
+    // The module's configure, after starting the kind's simulator when the settings choose it.
+    void configure_module(json settings, Reply reply);
     void close_handles();
     Reply make_reply(const Message& m, Reply::AnswerHook hook = {});
 
     std::string type_;
     std::string name_;
     std::vector<std::string> kind_capabilities_;
+    std::optional<SimulatorHook> simulator_hook_;
     bool supervised_;
     State state_ = State::Idle;
     Module* module_ = nullptr;
@@ -141,6 +147,7 @@ private:
     std::unique_ptr<uv::Timer> duration_timer_;
     std::unique_ptr<uv::Signal> sigint_;
     std::unique_ptr<uv::Signal> sigterm_;
+    std::unique_ptr<SimulatorLaunch> simulator_;
     LineFramer framer_;
     bool finishing_ = false;
     uint64_t events_dropped_ = 0;

@@ -418,7 +418,10 @@ json ModuleKind::to_json() const {
               {"disk_rate", rate}};
     if (!devices_heading.empty()) j["devices_heading"] = devices_heading;
     if (simulator) {
-        j["simulator"] = {{"setting", simulator->setting}, {"value", simulator->value}, {"program", simulator->program}};
+        j["simulator"] = {{"setting", simulator->setting},
+                          {"value", simulator->value},
+                          {"program", simulator->program},
+                          {"options", simulator->options}};
     }
     return j;
 }
@@ -474,7 +477,8 @@ std::optional<ModuleKind> ModuleKind::from_json(const json& j, std::string* why)
         }
     }
     if (const json& sim = read::field(j, "simulator"); sim.is_object()) {
-        kind.simulator = SimulatorHook{read::text(sim, "setting"), read::text(sim, "value"), read::text(sim, "program")};
+        kind.simulator = SimulatorHook{read::text(sim, "setting"), read::text(sim, "value"), read::text(sim, "program"),
+                                       read::text(sim, "options", "")};
     }
     return kind;
 }

@@ -64,11 +64,16 @@ struct DiskRateTerm {
 };
 
 // The simulated twin a kind can run instead of the device: chosen when `setting` equals `value`,
-// it needs `program` next to pilogger or on PATH.
+// it needs `program` next to pilogger or on PATH. The module runtime starts it before the module
+// is configured (logger_core/sdk/simulator_launch.hpp): `program --announce`, plus one
+// `--<key> <value>` flag per entry of the `options` section; the program prints one JSON object
+// on stdout once it is ready, the settings the module then gets instead (its address, its port).
+// The module itself never knows it talks to a simulator.
 struct SimulatorHook {
     std::string setting;
     std::string value;
     std::string program;
+    std::string options;  // a section setting whose entries become flags; "" for none
 };
 
 class SettingsSchema {

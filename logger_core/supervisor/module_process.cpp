@@ -46,7 +46,6 @@ ModuleProcess::ModuleProcess(uv::Loop& loop, ModuleHost& host, ModuleConfig conf
       config_(std::move(config)),
       settings_(settings),
       restart_timer_(loop),
-      stop_timer_(loop),
       stdout_resume_timer_(loop),
       stderr_resume_timer_(loop),
       stdout_budget_(kReadWindowNs, kStdoutLinesPerWindow, kStdoutBytesPerWindow),
@@ -60,8 +59,8 @@ ModuleProcess::ModuleProcess(uv::Loop& loop, ModuleHost& host, ModuleConfig conf
 }
 
 ModuleProcess::~ModuleProcess() {
-    // Never leave an orphan behind: the owner normally stopped us gracefully already.
-    if (process_ && process_->running()) process_->kill(SIGKILL);
+    // Never leave an orphan behind (child_ kills and reaps one still running): the owner
+    // normally stopped us gracefully already.
     fail_pending(errc::kUnavailable, "the supervisor is closing");
 }
 
@@ -73,7 +72,7 @@ bool ModuleProcess::has_capability(const std::string& capability) const {
 }
 
 bool ModuleProcess::connected() const {
-    return process_ && process_->running() && said_hello_ &&
+    return child_ && child_->running() && said_hello_ &&
            (state_ == State::Configuring || state_ == State::Ready || state_ == State::Recording);
 }
 
@@ -104,45 +103,44 @@ void ModuleProcess::spawn() {
     stdout_held_.clear();
     ++spawn_generation_;
     stderr_framer_ = LineFramer(64 * 1024);
-    process_ = std::make_unique<uv::Process>(loop_);
-    stdin_ = std::make_unique<uv::Stream>(loop_);
-    stdout_ = std::make_unique<uv::Stream>(loop_);
-    stderr_ = std::make_unique<uv::Stream>(loop_);
+    child_ = std::make_unique<ChildProcess>(loop_);
 
-    uv::ProcessOptions options;
+    ChildProcess::Options options;
     options.file = executable_;
     options.args = {executable_, "--supervised", "--name", config_.name};
-    options.stdin_pipe = stdin_.get();
-    options.stdout_pipe = stdout_.get();
-    options.stderr_pipe = stderr_.get();
+    options.with_stdin = true;
     options.detached = true;  // Ctrl-C on the terminal reaches the supervisor only
     // A supervisor killed outright: the module closes its files and exits (see ModuleRuntime).
     options.parent_death_signal = SIGTERM;
     spawned_mono_ns_ = mono_ns();
     last_seen_mono_ns_ = spawned_mono_ns_;
+    // Both outputs come raw: the read budgets below frame and pace them.
+    ChildProcess::Output out;
+    out.on_chunk = [this](std::string_view chunk) { on_stdout(chunk); };
+    ChildProcess::Output err;
+    err.on_chunk = [this](std::string_view chunk) { on_stderr(chunk); };
     try {
-        process_->spawn(options, [this](int64_t status, int sig) { on_exit(status, sig); });
+        child_->spawn(options, std::move(out), std::move(err), [this](int64_t status, int sig) { on_exit(status, sig); });
     } catch (const uv::Error& e) {
         last_error_ = std::string(e.what()) + " (module " + config_.name + ")";
         host_.module_incident(*this, "module_error", last_error_);
-        process_.reset();
+        child_.reset();
         set_state(State::Error);
         schedule_restart("could not start");
         return;
     }
     set_state(State::Starting);
-    host_.module_incident(*this, "module_start", "pid " + std::to_string(process_->pid()) + ", " + executable_);
-    stdout_->start_read([this](std::string_view chunk) { on_stdout(chunk); }, [](int) {});
-    stderr_->start_read([this](std::string_view chunk) { on_stderr(chunk); }, [](int) {});
+    host_.module_incident(*this, "module_start", "pid " + std::to_string(child_->pid()) + ", " + executable_);
 }
 
-void ModuleProcess::pause_if_over_budget(uv::Stream& stream, ReadBudget& budget, uv::Timer& resume,
-                                         std::function<void()> restart_read) {
+void ModuleProcess::pause_stderr_if_over_budget() {
     int64_t now = mono_ns();
-    if (!budget.exhausted(now) || resume.active()) return;
-    stream.stop_read();
-    uint64_t wait_ms = static_cast<uint64_t>(budget.remaining_ns(now) / 1'000'000 + 1);
-    resume.start(wait_ms, 0, std::move(restart_read));
+    if (!stderr_budget_.exhausted(now) || stderr_resume_timer_.active()) return;
+    child_->pause_stderr();
+    uint64_t wait_ms = static_cast<uint64_t>(stderr_budget_.remaining_ns(now) / 1'000'000 + 1);
+    stderr_resume_timer_.start(wait_ms, 0, [this] {
+        if (child_) child_->resume_stderr();
+    });
 }
 
 void ModuleProcess::on_stdout(std::string_view chunk) {
@@ -150,7 +148,7 @@ void ModuleProcess::on_stdout(std::string_view chunk) {
     const uint64_t generation = spawn_generation_;
     size_t used = feed_stdout(chunk);
     // The handlers may have killed and replaced the process (and its pipes).
-    if (!stdout_ || generation != spawn_generation_) return;
+    if (!child_ || generation != spawn_generation_) return;
     // A read holds up to 64 KiB: its lines past the budget wait, and so does the pipe.
     if (used < chunk.size()) stdout_held_.assign(chunk.substr(used));
     if (!stdout_held_.empty() || stdout_budget_.exhausted(mono_ns())) pause_stdout();
@@ -176,24 +174,24 @@ size_t ModuleProcess::feed_stdout(std::string_view chunk) {
 }
 
 void ModuleProcess::pause_stdout() {
-    stdout_->stop_read();
+    child_->pause_stdout();
     if (stdout_resume_timer_.active()) return;
     uint64_t wait_ms = static_cast<uint64_t>(stdout_budget_.remaining_ns(mono_ns()) / 1'000'000 + 1);
     stdout_resume_timer_.start(wait_ms, 0, [this] { resume_stdout(); });
 }
 
 void ModuleProcess::resume_stdout() {
-    if (!stdout_) return;
+    if (!child_) return;
     if (!stdout_held_.empty()) {
         const uint64_t generation = spawn_generation_;
         std::string held = std::move(stdout_held_);
         stdout_held_.clear();
         size_t used = feed_stdout(held);
-        if (!stdout_ || generation != spawn_generation_) return;
+        if (!child_ || generation != spawn_generation_) return;
         if (used < held.size()) stdout_held_ = held.substr(used);
     }
     if (!stdout_held_.empty() || stdout_budget_.exhausted(mono_ns())) return pause_stdout();
-    stdout_->start_read([this](std::string_view c) { on_stdout(c); }, [](int) {});
+    child_->resume_stdout();
 }
 
 void ModuleProcess::on_stderr(std::string_view chunk) {
@@ -203,10 +201,7 @@ void ModuleProcess::on_stderr(std::string_view chunk) {
             host_.module_stderr(*this, "[pilogger: dropped an over-long stderr line of " + std::to_string(n) + " bytes]");
         });
     stderr_budget_.add(mono_ns(), 0, chunk.size());
-    if (!stderr_) return;
-    pause_if_over_budget(*stderr_, stderr_budget_, stderr_resume_timer_, [this] {
-        if (stderr_) stderr_->start_read([this](std::string_view c) { on_stderr(c); }, [](int) {});
-    });
+    if (child_) pause_stderr_if_over_budget();
 }
 
 void ModuleProcess::protocol_error(const std::string& problem, const std::string& field) {
@@ -312,13 +307,13 @@ void ModuleProcess::report_suppressed() {
 }
 
 void ModuleProcess::send(const std::string& cmd, const json& args, ResultCallback cb, int64_t timeout_ms) {
-    if (!process_ || !process_->running() || !said_hello_ || stopping_) {
+    if (!child_ || !child_->running() || !said_hello_ || stopping_) {
         cb(CommandResult::failure(errc::kUnavailable, config_.name + " is " + to_string(state_)));
         return;
     }
     int64_t id = next_id_++;
     if (timeout_ms <= 0) timeout_ms = settings_.ack_timeout_ms;
-    if (!stdin_->write(make_command(id, cmd, args) + "\n")) {
+    if (!child_->write(make_command(id, cmd, args) + "\n")) {
         cb(CommandResult::failure(errc::kUnavailable, config_.name + ": cannot write to the module"));
         return;
     }
@@ -351,7 +346,7 @@ void ModuleProcess::tick(int64_t now) {
         last_suppressed_report_ns_ = now;
         report_suppressed();
     }
-    if (!process_ || !process_->running() || stopping_) return;
+    if (!child_ || !child_->running() || stopping_) return;
 
     // Only a valid hello ends the start: steady stats from a module that never said one do not.
     int64_t starting_ms = (now - spawned_mono_ns_) / 1'000'000;
@@ -372,20 +367,18 @@ void ModuleProcess::excuse_stall(int64_t stall_ns) {
 }
 
 void ModuleProcess::kill_hung(const std::string& why) {
-    if (!process_ || !process_->running() || stopping_) return;
+    if (!child_ || !child_->running() || stopping_) return;
     last_error_ = "hung: " + why;
     host_.module_incident(*this, "module_hung", why);
     consecutive_ack_timeouts_ = 0;
     // A hung process may not handle SIGTERM (or may be stopped): SIGKILL, then restart on exit.
-    process_->kill(SIGKILL);
+    child_->kill(SIGKILL);
 }
 
 void ModuleProcess::on_exit(int64_t status, int signal) {
     std::string how = signal != 0 ? "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")"
                                   : "exit status " + std::to_string(status);
     fail_pending(errc::kUnavailable, config_.name + " exited (" + how + ")");
-    stop_timer_.stop();
-    stdin_.reset();
     if (stopping_) {
         host_.module_incident(*this, "module_exit", how);
         stopping_ = false;
@@ -427,7 +420,7 @@ void ModuleProcess::schedule_restart(const std::string& why) {
 
 void ModuleProcess::stop(std::function<void()> done) {
     restart_timer_.stop();
-    if (!process_ || !process_->running()) {
+    if (!child_ || !child_->running()) {
         if (state_ == State::Restarting || state_ == State::Error || state_ == State::Starting) {
             set_state(enabled_ ? State::Exited : State::Disabled);
         }
@@ -440,18 +433,16 @@ void ModuleProcess::stop(std::function<void()> done) {
     set_state(State::Stopping);
     if (said_hello_) {
         int64_t id = next_id_++;
-        stdin_->write(make_command(id, "shutdown", json::object()) + "\n");
+        child_->write(make_command(id, "shutdown", json::object()) + "\n");
     }
-    // EOF on stdin means the same to the runtime, and reaches a module that never said hello.
-    stdin_.reset();
-    stop_timer_.start(static_cast<uint64_t>(settings_.shutdown_timeout_ms), 0, [this] {
-        host_.module_incident(*this, "module_stop_escalation", "no exit after the shutdown command: SIGTERM");
-        process_->kill(SIGTERM);
-        stop_timer_.start(static_cast<uint64_t>(settings_.terminate_timeout_ms), 0, [this] {
-            host_.module_incident(*this, "module_stop_escalation", "no exit after SIGTERM: SIGKILL");
-            process_->kill(SIGKILL);
-        });
-    });
+    // The stop closes stdin: EOF means the same to the runtime, and reaches a module that never
+    // said hello.
+    child_->stop(static_cast<uint64_t>(settings_.shutdown_timeout_ms),
+                 static_cast<uint64_t>(settings_.terminate_timeout_ms), [this](int signal) {
+                     host_.module_incident(*this, "module_stop_escalation",
+                                           signal == SIGTERM ? "no exit after the shutdown command: SIGTERM"
+                                                             : "no exit after SIGTERM: SIGKILL");
+                 });
 }
 
 void ModuleProcess::enable() {
@@ -472,7 +463,7 @@ void ModuleProcess::disable(std::function<void()> done) {
 void ModuleProcess::restart(const std::string& why) {
     host_.module_incident(*this, "module_restart_requested", why);
     enabled_ = true;
-    if (!process_ || !process_->running()) {
+    if (!child_ || !child_->running()) {
         restart_timer_.stop();
         ++restarts_;
         spawn();

@@ -2,6 +2,7 @@
 // heartbeat watch, restart with exponential back-off, graceful stop.
 #pragma once
 
+#include "child_process.hpp"
 #include "config.hpp"
 #include "module_message.hpp"
 #include "ndjson.hpp"
@@ -55,7 +56,7 @@ public:
     const ModuleConfig& config() const { return config_; }
     State state() const { return state_; }
     bool enabled() const { return enabled_; }
-    int pid() const { return process_ ? process_->pid() : 0; }
+    int pid() const { return child_ ? child_->pid() : 0; }
     int restarts() const { return restarts_; }
     const std::string& last_error() const { return last_error_; }
     const json& last_stats() const { return last_stats_; }
@@ -66,7 +67,7 @@ public:
     // Running and past its hello: commands can be sent.
     bool connected() const;
     // Commands written to its stdin that it has not read yet (bytes).
-    size_t unread_input_bytes() const { return stdin_ ? stdin_->write_queue_bytes() : 0; }
+    size_t unread_input_bytes() const { return child_ ? child_->unread_input_bytes() : 0; }
 
     void start();
     // Sends a command; cb runs exactly once (answer, timeout, or the process going away).
@@ -108,9 +109,8 @@ private:
     void handle_hello(ModuleHello&& hello);
     // A line that broke the protocol: counted, and recorded at a bounded rate.
     void protocol_error(const std::string& problem, const std::string& field = {});
-    // Pauses reading a stream whose budget ran out; reading resumes when its window ends.
-    void pause_if_over_budget(uv::Stream& stream, ReadBudget& budget, uv::Timer& resume,
-                              std::function<void()> restart_read);
+    // Pauses reading stderr once its budget ran out; reading resumes when its window ends.
+    void pause_stderr_if_over_budget();
     void report_suppressed();
     void on_exit(int64_t status, int signal);
     void fail_pending(const std::string& code, const std::string& message);
@@ -123,16 +123,12 @@ private:
     const SupervisorSettings& settings_;
     std::string executable_;
 
-    std::unique_ptr<uv::Process> process_;
-    std::unique_ptr<uv::Stream> stdin_;
-    std::unique_ptr<uv::Stream> stdout_;
-    std::unique_ptr<uv::Stream> stderr_;
+    std::unique_ptr<ChildProcess> child_;
     LineFramer stdout_framer_;
     std::string stdout_held_;  // read past the line budget: handled when the next window opens
     uint64_t spawn_generation_ = 0;
     LineFramer stderr_framer_{64 * 1024};
     uv::Timer restart_timer_;
-    uv::Timer stop_timer_;
     uv::Timer stdout_resume_timer_;
     uv::Timer stderr_resume_timer_;
     ReadBudget stdout_budget_;

@@ -84,8 +84,8 @@ void AtomicFileWriter::write(std::string content) {
 
 void AtomicFileWriter::start(std::string content) {
     busy_ = true;
-    uv::queue_work(
-        loop_, [path = path_, content = std::move(content)] { return write_file_atomically(path, content); },
+    requests_.work(
+        [path = path_, content = std::move(content)] { return write_file_atomically(path, content); },
         [this](const std::string& error) {
             last_error_ = error;
             busy_ = false;

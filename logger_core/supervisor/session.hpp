@@ -23,7 +23,7 @@ std::string sanitize_label(const std::string& label);
 // pool. Writes are coalesced: while one is in flight only the newest content waits.
 class AtomicFileWriter {
 public:
-    AtomicFileWriter(uv::Loop& loop, std::string path) : loop_(loop), path_(std::move(path)) {}
+    AtomicFileWriter(uv::Loop& loop, std::string path) : loop_(loop), requests_(loop), path_(std::move(path)) {}
     void write(std::string content);
     // done runs once nothing is in flight or waiting.
     void drain(std::function<void()> done);
@@ -32,6 +32,7 @@ public:
 private:
     void start(std::string content);
     uv::Loop& loop_;
+    uv::Requests requests_;
     std::string path_;
     bool busy_ = false;
     bool has_waiting_ = false;

@@ -77,7 +77,8 @@ Supervisor::Supervisor(uv::Loop& loop, SupervisorOptions options, LogSink log_si
       duration_timer_(loop),
       sigint_(loop),
       sigterm_(loop),
-      sighup_(loop) {}
+      sighup_(loop),
+      requests_(loop) {}
 
 Supervisor::~Supervisor() { uv::set_fault_handler(nullptr); }
 

@@ -22,8 +22,7 @@ void Supervisor::check_disk() {
     disk_check_in_flight_ = true;
     std::string path = session_ ? session_->dir() : config_.data_dir;
     auto free_bytes = std::make_shared<int64_t>(-1);
-    uv::queue_work(
-        loop_,
+    requests_.work(
         [path, free_bytes]() -> std::string {
             // The data folder may not exist yet: measure the nearest folder that does.
             std::string p = path;

@@ -25,7 +25,7 @@ std::string video_of(const std::string& csv_path) {
 }
 }  // namespace
 
-CameraModule::CameraModule(ModuleRuntime& runtime) : runtime_(runtime) {
+CameraModule::CameraModule(ModuleRuntime& runtime) : runtime_(runtime), requests_(runtime.loop()) {
     // FFmpeg's informational lines (x264's banner and summary) would flood the module log.
     route_ffmpeg_log(AV_LOG_WARNING);
     events_ = std::make_unique<LoopQueue<Event>>(runtime_.loop(), [this](Event& e) { handle(e); });
@@ -44,7 +44,7 @@ CameraModule::~CameraModule() {
 
 void CameraModule::off_loop(std::function<std::string()> work, std::function<void(const std::string&)> then) {
     ++off_loop_jobs_;
-    uv::queue_work(runtime_.loop(), std::move(work), [this, then = std::move(then)](const std::string& error) {
+    requests_.work(std::move(work), [this, then = std::move(then)](const std::string& error) {
         --off_loop_jobs_;
         then(error);
         if (finishing_) continue_finish();

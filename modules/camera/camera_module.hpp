@@ -96,6 +96,7 @@ private:
     std::string camera_dir_;
     uint64_t generation_ = 0;
     int off_loop_jobs_ = 0;  // pipeline start/stop, mkdir, snapshots in flight
+    uv::Requests requests_;
     bool pipeline_busy_ = false;
     std::vector<Reply> snapshot_replies_;
     uint64_t snapshot_counter_ = 1;

@@ -1,7 +1,8 @@
 // The module's lifecycle: configure, the session, a trial's start and stop, stats and finish.
 // The rest of the class is by responsibility in eyetracker_connection.cpp (the device),
 // eyetracker_trial_files.cpp (a trial part's files), eyetracker_samples.cpp (the sample rows),
-// eyetracker_scene.cpp (the scene video) and neon_simulator.cpp (address: simulator).
+// eyetracker_scene.cpp (the scene video). `address: simulator` never reaches this class: the module
+// runtime starts neon-sim through the kind's simulator hook and hands over its address.
 #include "eyetracker_module.hpp"
 
 #include "av_util.hpp"
@@ -21,10 +22,12 @@ constexpr int64_t kStopGraceMs = 300;
 
 }  // namespace
 
-EyetrackerModule::EyetrackerModule(ModuleRuntime& runtime) : runtime_(runtime) {
+EyetrackerModule::EyetrackerModule(ModuleRuntime& runtime) : runtime_(runtime), requests_(runtime.loop()) {
     // Decoder warnings (a damaged scene frame) go to the module log without ever blocking.
     route_ffmpeg_log(AV_LOG_WARNING);
 }
+
+EyetrackerModule::~EyetrackerModule() = default;
 
 void EyetrackerModule::file_error(const std::string& message) {
     last_error_ = message;
@@ -32,7 +35,7 @@ void EyetrackerModule::file_error(const std::string& message) {
 }
 
 void EyetrackerModule::configure(const json& settings, Reply reply) {
-    if (device_ || simulator_ || browser_) {
+    if (device_ || browser_) {
         reply.error(errc::kBadState, "already configured");
         return;
     }
@@ -45,14 +48,7 @@ void EyetrackerModule::configure(const json& settings, Reply reply) {
     preview_name_ = settings_.preview
                         ? "/pilogger-" + std::to_string(getuid()) + "-" + runtime_.name() + "-preview"
                         : "";
-    if (settings_.address == "simulator") {
-        try {
-            start_simulator();
-        } catch (const std::exception& e) {
-            reply.error(errc::kUnavailable, e.what());
-            return;
-        }
-    } else if (settings_.address == "auto") {
+    if (settings_.address == "auto") {
         discover();
     } else {
         connect_device(settings_.address, settings_.port);
@@ -67,8 +63,7 @@ void EyetrackerModule::start_session(const SessionInfo& session, Reply reply) {
     // Scene files already there come from an earlier process of this module (this one was
     // restarted into the session): listed before this process records anything.
     auto earlier = std::make_shared<std::vector<std::string>>();
-    uv::queue_work(
-        runtime_.loop(),
+    requests_.work(
         [dir, earlier] {
             std::string error = create_directories(dir);
             if (error.empty()) *earlier = list_frame_csvs(dir, "_scene_frames.csv");
@@ -235,11 +230,9 @@ void EyetrackerModule::finish(std::function<void()> done) {
     auto finish_rest = [this, done = std::move(done)] {
         device_.reset();
         preview_.reset();
-        if (simulator_ && simulator_->running()) simulator_->kill(SIGTERM);
         browser_.reset();  // kills avahi-browse if it still runs
         rediscover_timer_.reset();
         reconcile_timer_.reset();
-        simulator_wait_.reset();
         discovery_retry_.reset();
         done();
     };

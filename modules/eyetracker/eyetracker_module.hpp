@@ -66,8 +66,6 @@ private:
     void discover();
     void watch_found_device();
     void on_connection(bool connected, const std::string& why);
-    // neon_simulator.cpp
-    void start_simulator();
     // eyetracker_trial_files.cpp
     void open_part(int first_part, std::function<void(const std::string& error)> done);
     void close_files(std::unique_ptr<TrialFiles> files, std::function<void()> done);
@@ -100,11 +98,6 @@ private:
     std::unique_ptr<NeonDevice> device_;
     std::unique_ptr<ScenePreview> preview_;
     std::string preview_name_;
-    // neon-sim when address is "simulator"
-    std::unique_ptr<uv::Process> simulator_;
-    std::unique_ptr<uv::Stream> simulator_stderr_;
-    std::unique_ptr<uv::Timer> simulator_wait_;
-    std::string simulator_port_file_;
     // avahi-browse when address is "auto"
     std::unique_ptr<ChildOutput> browser_;  // avahi-browse, for address: auto
     std::unique_ptr<uv::Timer> rediscover_timer_;
@@ -131,6 +124,7 @@ private:
     std::unique_ptr<uv::Timer> reconcile_timer_;
     std::vector<std::string> reconcile_waiting_;
     uint64_t rows_moved_unwritten_ = 0;
+    uv::Requests requests_;  // thread-pool work: folders, part numbers, reconciling
 };
 
 }  // namespace pilogger::neon

@@ -14,7 +14,8 @@ const ModuleKind& eyetracker_kind() {
         k.summary = "a Pupil Labs Neon over its real-time API: gaze, IMU, eye events and the scene video";
         k.files = "`<name>/trial_NNN_gaze.csv`, `_imu.csv`, `_events.csv`, `_scene.mp4`, `_scene_frames.csv`, "
                   "`_time_echo.csv` ([eyetracker.md](eyetracker.md))";
-        k.capabilities = {"preview", "gaze"};
+        k.capabilities = {"preview", "gaze", "devices"};
+        k.devices_heading = "Neon eye trackers (mDNS)";
         SettingsSchema& s = k.settings;
         Setting& address = s.text(
             "address", "auto",
@@ -71,7 +72,7 @@ const ModuleKind& eyetracker_kind() {
         truth.format = TextFormat::OutputFile;
         truth.only_if_written();
         s.section("simulator", "`neon-sim` knobs when `address: simulator`", sim);
-        k.simulator = SimulatorHook{"address", "simulator", "neon-sim"};
+        k.simulator = SimulatorHook{"address", "simulator", "neon-sim", "simulator"};
         // Gaze and IMU rows; a scene stream above any the Companion app sends (a few Mbit/s); the
         // overlay re-encodes the 1600x1200 scene at 30 fps: raw frames bound it.
         k.disk_rate = {{"gaze and IMU rows", {200 * 400 + 110 * 300}, "", ""},
@@ -108,11 +109,6 @@ EyetrackerSettings EyetrackerSettings::from_json(const nlohmann::json& given) {
     s.preview_fps = j["preview_fps"];
     s.overlay_preset = j["overlay_preset"];
     s.overlay_crf = j["overlay_crf"];
-    if (auto it = j.find("simulator"); it != j.end()) {
-        for (const auto& [key, value] : it->items()) {
-            s.simulator[key] = value.is_string() ? value.get<std::string>() : value.dump();
-        }
-    }
     return s;
 }
 

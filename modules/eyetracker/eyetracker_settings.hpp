@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <map>
 #include <string>
 
 namespace pilogger::neon {
@@ -30,8 +29,6 @@ struct EyetrackerSettings {
     double preview_fps = 5;
     std::string overlay_preset = "ultrafast";
     int overlay_crf = 23;
-    // Knobs for neon-sim when address is "simulator": key -> value, passed as --key value.
-    std::map<std::string, std::string> simulator;
 
     // Throws std::invalid_argument naming the key.
     static EyetrackerSettings from_json(const nlohmann::json& j);

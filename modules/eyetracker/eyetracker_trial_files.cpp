@@ -52,8 +52,7 @@ void EyetrackerModule::reconcile(std::vector<std::string> csv_paths, int attempt
     auto paths = std::make_shared<std::vector<std::string>>(std::move(csv_paths));
     auto results = std::make_shared<std::vector<ReconcileResult>>();
     ++closing_;  // finish() waits for it
-    uv::queue_work(
-        runtime_.loop(),
+    requests_.work(
         [paths, results] {
             for (const std::string& csv : *paths) results->push_back(reconcile_frames_csv(scene_video_of(csv), csv));
             return std::string();
@@ -103,8 +102,7 @@ void EyetrackerModule::open_part(int first_part, std::function<void(const std::s
     const std::string base = dir_ + "/";
     const int trial = trial_->info.trial;
     trial_->opening = true;
-    uv::queue_work(
-        runtime_.loop(),
+    requests_.work(
         [base, trial, part] {
             for (;; ++*part) {
                 if (!std::filesystem::exists(base + trial_file_stem(trial, *part) + "_gaze.csv")) return std::string();

@@ -75,7 +75,8 @@ NeonDevice::NeonDevice(uv::Loop& loop, NeonDeviceOptions options, Callbacks call
     : loop_(loop),
       options_(std::move(options)),
       callbacks_(std::move(callbacks)),
-      clock_(options_.time_echo_interval_s) {}
+      clock_(options_.time_echo_interval_s),
+      requests_(loop) {}
 
 NeonDevice::~NeonDevice() {
     ++generation_;
@@ -143,7 +144,7 @@ void NeonDevice::connect() {
     if (connected_ || connecting_) return;
     connecting_ = true;
     uint64_t generation = generation_;
-    uv::resolve(loop_, options_.host, [this, generation](int status, std::string address) {
+    requests_.resolve(options_.host, [this, generation](int status, std::string address) {
         if (generation != generation_) return;
         if (status < 0) {
             connecting_ = false;

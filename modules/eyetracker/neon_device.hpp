@@ -201,6 +201,7 @@ private:
     uint64_t untimed_samples_ = 0;
     uint64_t disconnects_ = 0;
     uint64_t lost_packets_total_ = 0;   // of streams already closed
+    uv::Requests requests_;  // the name lookup
 };
 
 }  // namespace pilogger::neon

@@ -906,6 +906,7 @@ class Sim:
         self.scene_ready = loop.create_task(asyncio.to_thread(self.scene.probe))
         await self.open_listeners(first=True)
         self.write_port_file()
+        self.announce()
         dev, mono = self.clock.now()
         self.truth.obj(kind="start", mono_ns=mono, device_ns=dev, offset_ns=self.clock.offset_ns,
                        seed=self.seed, ports=self.ports, pid=os.getpid(),
@@ -1008,6 +1009,14 @@ class Sim:
             json.dump(dict(self.ports, pid=os.getpid()), f)
             f.write("\n")
         os.replace(tmp, path)
+
+    def announce(self):
+        """--announce: the module runtime's simulator hook reads this one line on stdout as the
+        settings the eye tracker module gets (where to connect)."""
+        if not self.args.announce:
+            return
+        sys.stdout.write(json.dumps({"address": self.args.host, "port": self.ports["http"]}) + "\n")
+        sys.stdout.flush()
 
     def drop_everything(self):
         for w in list(self.conns):
@@ -1635,9 +1644,12 @@ class Sim:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="neon-sim", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--http-port", type=int, default=8080, help="0 = pick a free port")
-    p.add_argument("--rtsp-port", type=int, default=8086, help="0 = pick a free port")
-    p.add_argument("--time-echo-port", type=int, default=12321, help="0 = pick a free port")
+    p.add_argument("--http-port", type=int, help="0 = pick a free port (default 8080; with --announce 0)")
+    p.add_argument("--rtsp-port", type=int, help="0 = pick a free port (default 8086; with --announce 0)")
+    p.add_argument("--time-echo-port", type=int, help="0 = pick a free port (default 12321; with --announce 0)")
+    p.add_argument("--announce", action="store_true",
+                   help='print {"address","port"} on stdout once listening (how pilogger-eyetracker starts '
+                        "it for address: simulator)")
     p.add_argument("--port-file", help='written atomically once listening: '
                                        '{"http","rtsp","time_echo","pid"}')
     p.add_argument("--offset-s", type=float, default=0.0,
@@ -1677,6 +1689,10 @@ def parse_args(argv=None):
     p.add_argument("--down-for-s", type=float, default=5.0)
     p.add_argument("--truth", help="NDJSON ground-truth log")
     args = p.parse_args(argv)
+    # Announced, it is one of many on the machine: free ports unless told otherwise.
+    for name, usual in (("http_port", 8080), ("rtsp_port", 8086), ("time_echo_port", 12321)):
+        if getattr(args, name) is None:
+            setattr(args, name, 0 if args.announce else usual)
     m = re.fullmatch(r"(\d+)x(\d+)", args.scene_size)
     if not m or int(m.group(1)) % 2 or int(m.group(2)) % 2:
         p.error("--scene-size must be WxH with even numbers")

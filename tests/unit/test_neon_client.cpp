@@ -9,7 +9,11 @@
 #include "rtsp_client.hpp"
 #include "websocket.hpp"
 
+#include "simulator_launch.hpp"
+
 #include <doctest/doctest.h>
+
+#include <algorithm>
 
 using namespace pilogger;
 using namespace pilogger::neon;
@@ -174,7 +178,18 @@ TEST_CASE("neon client: eyetracker settings from YAML, with the key named on a m
     CHECK(s.port == 8081);
     CHECK(s.overlay);
     CHECK(s.scene);
-    CHECK(s.simulator.at("offset_s") == "3.7");
+    // The knobs are the simulator's: the module runtime passes them to neon-sim as flags.
+    {
+        pilogger::uv::Loop loop;
+        pilogger::SimulatorLaunch launch(loop, *pilogger::neon::eyetracker_kind().simulator,
+                                         [](std::string_view, const std::string&) {});
+        const std::vector<std::string> args = launch.command(c.modules[0].settings);
+        auto flag = std::find(args.begin(), args.end(), "--offset-s");
+        REQUIRE(flag != args.end());
+        REQUIRE(flag + 1 != args.end());
+        CHECK(*(flag + 1) == "3.7");
+        CHECK(std::find(args.begin(), args.end(), "--announce") != args.end());
+    }
 
     auto error_of = [](const std::string& yaml) {
         try {

@@ -6,7 +6,9 @@ namespace pilogger {
 
 ChildProcess::ChildProcess(uv::Loop& loop) : loop_(loop), stop_timer_(loop) {}
 
-ChildProcess::~ChildProcess() {
+ChildProcess::~ChildProcess() { abandon(); }
+
+void ChildProcess::abandon() {
     if (!running()) return;
     // The handle must outlive the child: closed now, libuv would never reap it (a zombie).
     // It deletes itself from its own exit callback, which libuv runs after the SIGKILL.
@@ -16,6 +18,7 @@ ChildProcess::~ChildProcess() {
 }
 
 void ChildProcess::spawn(const Options& options, Output out, Output err, ExitCallback on_exit) {
+    abandon();  // one child at a time: a running one would otherwise lose its owner
     stop_timer_.stop();
     stopping_ = false;
     on_exit_ = std::move(on_exit);

@@ -47,6 +47,7 @@ public:
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
 
+    // A child still running from an earlier spawn is abandoned (killed, reaped, no callbacks).
     // Throws uv::Error naming the program when it cannot be started. on_exit runs once, on the
     // loop, after the exit; a line the child wrote just before may still be on its way then
     // (on_end says when an output is done).
@@ -84,6 +85,8 @@ private:
         bool open = false;     // until end of file
         bool reading = false;  // not paused
     };
+    // Kills a running child and leaves its handle to reap it; no callback of it runs.
+    void abandon();
     void start_reading(Reader& reader);
     void pause(Reader& reader);
     void resume(Reader& reader);

@@ -24,6 +24,7 @@ PicoEmulator::PicoEmulator(uv::Loop& loop, PicoEmulatorConfig config, std::strin
       restart_timer_(loop) {}
 
 void PicoEmulator::start() {
+    if (child_.running()) return;
     stopping_ = false;
     spawn();
 }

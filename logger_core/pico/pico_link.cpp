@@ -8,7 +8,7 @@ namespace {
 constexpr uint64_t kTickMs = 250;
 }  // namespace
 
-PicoLink::PicoLink(uv::Loop& loop, PicoConfig config, std::string runtime_dir, Callbacks callbacks)
+PicoLink::PicoLink(uv::Loop& loop, PicoConfig config, Callbacks callbacks)
     : config_(std::move(config)),
       report_(std::move(callbacks)),
       files_(loop, report_),
@@ -26,16 +26,7 @@ PicoLink::PicoLink(uv::Loop& loop, PicoConfig config, std::string runtime_dir, C
                    serial_.reset_backoff();
                    last_error_.clear();
                }),
-      tick_timer_(loop) {
-    if (config_.device == "emulator") {
-        emulator_ = std::make_unique<PicoEmulator>(
-            loop, config_.emulator, std::move(runtime_dir) + "/pico-emulator.tty", report_,
-            PicoEmulator::Callbacks{[this] {
-                                        if (!serial_.is_open() && !stopping_) serial_.retry_soon();
-                                    },
-                                    [this](const std::string& why) { last_error_ = why; }});
-    }
-}
+      tick_timer_(loop) {}
 
 PicoLink::~PicoLink() = default;
 
@@ -47,18 +38,19 @@ void PicoLink::start() {
     stopping_ = false;
     started_mono_ns_ = mono_ns();
     tick_timer_.start(kTickMs, kTickMs, [this] { session_.tick(); });
-    if (emulator_) {
-        emulator_->start();
-    } else {
-        try_open();
-    }
+    // A device source says when its device is there (device_appeared).
+    if (!device_source_) try_open();
+}
+
+void PicoLink::device_appeared() {
+    if (started_ && !serial_.is_open() && !stopping_) serial_.retry_soon();
 }
 
 bool PicoLink::settling() const {
     if (!started_ || stopping_) return false;
     if (session_.ready() && clock_.fit().points() >= 2) return false;
     // Not there at all (nothing to open): nothing to wait for.
-    if (!serial_.is_open() && warned_absent_ && !emulator_) return false;
+    if (!serial_.is_open() && warned_absent_ && !device_source_) return false;
     return mono_ns() - started_mono_ns_ < 5'000'000'000;
 }
 
@@ -72,16 +64,12 @@ void PicoLink::stop() {
     // Leave the LED dark. By now the last trial's stop instant has passed.
     if (session_.ready()) session_.send_command("quit", psync::stop("quit", config_.led_channel));
     close_port();
-    if (emulator_) emulator_->stop();
 }
 
 // ---- the port ----
 
 std::string PicoLink::resolve_device(std::string* why) const {
-    if (emulator_) {
-        if (!emulator_->announced()) *why = "the emulator has not opened its pseudo-terminal yet";
-        return emulator_->announced() ? emulator_->link_path() : std::string();
-    }
+    if (device_source_) return device_source_(why);
     if (config_.device == "auto") {
         const std::vector<std::string> found = pico_auto_devices();
         const std::string path = found.empty() ? std::string() : found.front();

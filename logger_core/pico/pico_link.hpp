@@ -15,7 +15,6 @@
 #include "ndjson.hpp"
 #include "pico_clock_sync.hpp"
 #include "pico_config.hpp"
-#include "pico_emulator.hpp"
 #include "pico_files.hpp"
 #include "pico_led.hpp"
 #include "pico_report.hpp"
@@ -33,17 +32,24 @@ class PicoLink {
 public:
     using Callbacks = PicoCallbacks;
 
-    // runtime_dir: a private folder for the emulator's pseudo-terminal link.
-    PicoLink(uv::Loop& loop, PicoConfig config, std::string runtime_dir, Callbacks callbacks);
+    PicoLink(uv::Loop& loop, PicoConfig config, Callbacks callbacks);
     ~PicoLink();
     PicoLink(const PicoLink&) = delete;
     PicoLink& operator=(const PicoLink&) = delete;
 
-    // Starts the emulator if configured, then opens the device (retrying in the background).
+    // Opens the device (retrying in the background).
     void start();
-    // Switches the LED off, closes the port and ends the emulator; afterwards the link holds
-    // no active handle, so the loop can finish.
+    // Switches the LED off and closes the port; afterwards the link holds no active handle, so
+    // the loop can finish.
     void stop();
+
+    // A device at a path that comes and goes, run beside the link by its owner (the emulator,
+    // for device: emulator): the link asks it where the port is instead of the config, opens
+    // it when told it appeared, and shows why it failed.
+    using DeviceSource = std::function<std::string(std::string* why)>;
+    void use_device_source(DeviceSource source) { device_source_ = std::move(source); }
+    void device_appeared();
+    void device_failed(const std::string& why) { last_error_ = why; }
 
     // pico/sync.csv and pico/led.csv under the session folder.
     void open_session(const std::string& session_dir);
@@ -84,7 +90,7 @@ private:
     PicoClockSync clock_;
     PicoLed led_;
     PicoSession session_;
-    std::unique_ptr<PicoEmulator> emulator_;  // device: emulator only
+    DeviceSource device_source_;  // empty: the config's device
     uv::Timer tick_timer_;
 };
 

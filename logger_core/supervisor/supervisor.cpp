@@ -7,6 +7,7 @@
 
 #include "clock.hpp"
 #include "output_queue.hpp"
+#include "pico_emulator.hpp"
 #include "pico_link.hpp"
 
 #include <sys/utsname.h>
@@ -197,9 +198,22 @@ void Supervisor::start() {
                                       [this](std::string_view event, const std::string& detail, int64_t at) {
                                           record_event(event, "pico", detail, at);
                                       }};
-        pico_ = std::make_unique<PicoLink>(loop_, *config_.pico, socket.substr(0, socket.find_last_of('/')), callbacks);
+        pico_ = std::make_unique<PicoLink>(loop_, *config_.pico, callbacks);
+        if (config_.pico->device == "emulator") {
+            // The simulated twin runs beside the link, which opens its pseudo-terminal like a port.
+            pico_emulator_ = std::make_unique<PicoEmulator>(
+                loop_, config_.pico->emulator, socket.substr(0, socket.find_last_of('/')) + "/pico-emulator.tty",
+                PicoReporter(callbacks),
+                PicoEmulator::Callbacks{[this] { pico_->device_appeared(); },
+                                        [this](const std::string& why) { pico_->device_failed(why); }});
+            pico_->use_device_source([this](std::string* why) {
+                if (pico_emulator_->announced()) return pico_emulator_->link_path();
+                *why = "the emulator has not opened its pseudo-terminal yet";
+                return std::string();
+            });
+        }
         // With a session, the link starts once its folder exists, so the first events land in it.
-        if (!options_.start_session) pico_->start();
+        if (!options_.start_session) start_pico();
     }
 
     if (!options_.start_session) {
@@ -297,6 +311,12 @@ void Supervisor::shutdown(const std::string& why) {
     }
 }
 
+void Supervisor::start_pico() {
+    if (!pico_) return;
+    if (pico_emulator_) pico_emulator_->start();
+    pico_->start();
+}
+
 void Supervisor::finish_shutdown() {
     if (finished_) return;
     finished_ = true;
@@ -308,6 +328,7 @@ void Supervisor::finish_shutdown() {
     sighup_.close();
     if (control_) control_->close();
     if (pico_) pico_->stop();
+    if (pico_emulator_) pico_emulator_->stop();
     log("info", "supervisor stopped");
 }
 

@@ -21,6 +21,7 @@
 
 namespace pilogger {
 
+class PicoEmulator;
 class PicoLink;
 
 struct SupervisorOptions {
@@ -107,6 +108,8 @@ private:
     json session_json() const;
     void finish_shutdown();
     void start_modules();
+    // The Pico W link, and its emulator first when it has one.
+    void start_pico();
     void maybe_start_planned_trial();
     void tick();
 
@@ -198,6 +201,7 @@ private:
     json host_ = json::object();  // hostname, kernel, machine, os
     json clock_anchors_ = json::object();  // session start and stop readings of the three clocks
     std::unique_ptr<PicoLink> pico_;       // the Pico W sync link, when pico: is configured
+    std::unique_ptr<PicoEmulator> pico_emulator_;  // its simulated twin, for device: emulator
 };
 
 }  // namespace pilogger

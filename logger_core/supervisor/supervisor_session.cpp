@@ -38,7 +38,7 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
             if (!error.empty()) {
                 log("error", error);
                 start_modules();
-                if (pico_) pico_->start();
+                start_pico();
                 done(CommandResult::failure(errc::kIoError, error));
                 return;
             }
@@ -58,7 +58,7 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
             start_modules();
             if (pico_) {
                 pico_->open_session(session_->dir());
-                pico_->start();
+                start_pico();
             }
             unblock_all();
             sync_all([this, done](json results, bool) {

@@ -187,25 +187,10 @@ void CameraModule::reconcile(std::vector<std::string> csv_paths, int attempt) {
             return std::string();
         },
         [this, paths, results, attempt](const std::string&) {
-            std::vector<std::string> busy;
-            for (size_t i = 0; i < results->size(); ++i) {
-                const ReconcileResult& r = (*results)[i];
-                switch (r.outcome) {
-                    case ReconcileResult::Outcome::Matched:
-                        break;
-                    case ReconcileResult::Outcome::Moved:
-                        rows_moved_unwritten_ += r.moved;
-                        runtime_.log("warning", r.message);
-                        break;
-                    case ReconcileResult::Outcome::Busy:
-                        busy.push_back((*paths)[i]);
-                        break;
-                    case ReconcileResult::Outcome::RowsMissing:
-                    case ReconcileResult::Outcome::Failed:
-                        runtime_.log("error", r.message);
-                        break;
-                }
-            }
+            std::vector<std::string> busy =
+                report_reconciled(*paths, *results, rows_moved_unwritten_, [this](bool is_error, const std::string& m) {
+                    runtime_.log(is_error ? "error" : "warning", m);
+                });
             if (busy.empty()) return;
             if (finishing_ || attempt + 1 >= kReconcileAttempts) {
                 for (const std::string& csv : busy) {

@@ -304,4 +304,29 @@ int reconcile_folder(const std::string& dir, const std::string& suffix,
     return status;
 }
 
+std::vector<std::string> report_reconciled(const std::vector<std::string>& csv_paths,
+                                           const std::vector<ReconcileResult>& results, uint64_t& rows_moved,
+                                           const std::function<void(bool is_error, const std::string& message)>& log) {
+    std::vector<std::string> busy;
+    for (size_t i = 0; i < results.size() && i < csv_paths.size(); ++i) {
+        const ReconcileResult& r = results[i];
+        switch (r.outcome) {
+            case ReconcileResult::Outcome::Matched:
+                break;
+            case ReconcileResult::Outcome::Moved:
+                rows_moved += r.moved;
+                log(false, r.message);
+                break;
+            case ReconcileResult::Outcome::Busy:
+                busy.push_back(csv_paths[i]);
+                break;
+            case ReconcileResult::Outcome::RowsMissing:
+            case ReconcileResult::Outcome::Failed:
+                log(true, r.message);
+                break;
+        }
+    }
+    return busy;
+}
+
 }  // namespace pilogger

@@ -53,6 +53,13 @@ std::string unwritten_sidecar_path(const std::string& csv_path);
 // first line is its header.
 ReconcileResult reconcile_frames_csv(const std::string& mp4_path, const std::string& csv_path);
 
+// One round of a module's reconciling, reported: a part whose rows moved is a warning, rows
+// missing or a failure an error (log(is_error, message)); moved rows are added to rows_moved.
+// Returns the CSVs whose video another process still has open, to try again.
+std::vector<std::string> report_reconciled(const std::vector<std::string>& csv_paths,
+                                           const std::vector<ReconcileResult>& results, uint64_t& rows_moved,
+                                           const std::function<void(bool is_error, const std::string& message)>& log);
+
 // True when a process other than this one has path open (Linux: /proc/<pid>/fd, our own
 // processes only, which is all that can write our files).
 bool open_in_another_process(const std::string& path);

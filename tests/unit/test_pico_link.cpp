@@ -200,7 +200,7 @@ TEST_CASE("pico link: HELLO, clock fit, trial LED, prompt recovery, restart and 
     PicoConfig config = fast_ping_config(pico);
     std::vector<std::string> events;
     std::vector<std::string> logs;
-    PicoLink link(loop, config, tmp.path.string(),
+    PicoLink link(loop, config,
                   PicoLink::Callbacks{[&](std::string_view level, const std::string& m) {
                                           logs.push_back(std::string(level) + ": " + m);
                                       },
@@ -305,7 +305,7 @@ TEST_CASE("pico link: a hostile Pico's lines are counted, recorded at a bounded 
     FakePico pico(loop);
     PicoConfig config = fast_ping_config(pico);
     std::vector<std::pair<std::string, std::string>> events;
-    PicoLink link(loop, config, tmp.path.string(),
+    PicoLink link(loop, config,
                   PicoLink::Callbacks{[](std::string_view, const std::string&) {},
                                       [&](std::string_view e, const std::string& detail, int64_t) {
                                           events.emplace_back(e, detail);

@@ -196,6 +196,10 @@ class CrashSafety(unittest.TestCase):
         into_next = [1.0, 1.6, 0.5]
         cut_part = 2
         report = []
+        # Rows of a fragment are synced just before the fragment: a kill between the two leaves
+        # that one fragment's rows (at most a second of frames) ahead of the video, for the next
+        # process to move out. Per part, how many.
+        ahead = {}
         for part in range(1, len(into_next) + 2):
             stem = "trial_001" if part == 1 else f"trial_001_p{part}"
             video = os.path.join(self.folder, stem + ".mp4")
@@ -211,7 +215,9 @@ class CrashSafety(unittest.TestCase):
             rows = len(read_csv(os.path.join(self.folder, stem + "_frames.csv")))
             report.append(f"part {part}: killed (last heartbeat: {module['stats']['encoded']} frames encoded); "
                           f"{whole} frames in the MP4, {rows} rows")
-            self.assertEqual(rows, whole, report[-1])  # the rows never run ahead of the video
+            self.assertGreaterEqual(rows, whole, report[-1])  # a frame never reaches the MP4 before its row
+            self.assertLessEqual(rows - whole, 31, report[-1])  # ahead by one fragment at most
+            ahead[stem] = rows - whole
             if part == cut_part:
                 # Cut the last fragment a few bytes into one of its frames, as a power cut can.
                 samples = mp4_samples(video)
@@ -239,6 +245,7 @@ class CrashSafety(unittest.TestCase):
         print("\n" + "\n".join(report))
 
         parts = sorted(p for p in glob.glob(os.path.join(self.folder, "trial_001*_frames.csv")))
+        moved_by_modules = 0
         self.assertEqual(len(parts), len(into_next) + 2, parts)
         for csv_path in parts:
             with self.subTest(csv=os.path.basename(csv_path)):
@@ -254,11 +261,16 @@ class CrashSafety(unittest.TestCase):
                 self.assertEqual([p for p, _ in packets[:whole]], [int(x["pts_us"]) for x in rows])
                 self.assertEqual([int(x["frame_index"]) for x in rows], list(range(len(rows))))
                 sidecar = csv_path[:-len(".csv")] + "_unwritten.csv"
-                if torn:
-                    # The rows of the frames the cut took are kept beside it, continuing the index.
+                stem = os.path.basename(csv_path)[:-len("_frames.csv")]
+                # The cut takes 6 whole frames and the torn one; a kill may have left rows ahead.
+                expected_moved = (6 + 1 if torn else 0) + ahead.get(stem, 0)
+                if expected_moved:
+                    # The rows of the frames the video lacks are kept beside it, continuing the index.
                     moved = read_csv(sidecar)
                     self.assertEqual(int(moved[0]["frame_index"]), len(rows))
-                    self.assertEqual(len(moved), 6 + 1)
+                    self.assertEqual(len(moved), expected_moved)
+                    if stem in ahead:
+                        moved_by_modules += 1  # the restarted module did it (the last part: --reconcile)
                     self.assertEqual([int(x["frame_index"]) for x in moved],
                                      list(range(len(rows), len(rows) + len(moved))))
                     print(f"{os.path.basename(csv_path)}: {len(rows)} rows = {whole} frames; "
@@ -267,7 +279,8 @@ class CrashSafety(unittest.TestCase):
                     self.assertFalse(os.path.exists(sidecar), sidecar)
                     print(f"{os.path.basename(csv_path)}: {len(rows)} rows = {whole} frames")
         moved_events = [e for e in rig.events() if e["event"] == "module_warning" and "_unwritten.csv" in e["detail"]]
-        self.assertEqual(len(moved_events), 1, moved_events)
+        self.assertEqual(len(moved_events), moved_by_modules, moved_events)
+        self.assertGreaterEqual(moved_by_modules, 1)  # at least the cut part
 
     def test_sigterm_mid_trial_leaves_a_complete_file(self):
         rig = self.rig

@@ -121,15 +121,14 @@ Session::Session(uv::Loop& loop, std::string dir, std::string name, std::string 
 
 Session::~Session() = default;
 
-void Session::create(uv::Loop& loop, const std::string& data_dir, const std::string& label,
+void Session::create(uv::Loop& loop, uv::Requests& requests, const std::string& data_dir, const std::string& label,
                      int64_t clock_interval_ms, ErrorSink on_error, Created done) {
     int64_t start_real = realtime_ns();
     int64_t start_mono = mono_ns();
     std::string clean = sanitize_label(label);
     std::string base = "session_" + format_utc_compact(start_real) + (clean.empty() ? "" : "_" + clean);
     auto chosen = std::make_shared<std::string>();
-    uv::queue_work(
-        loop,
+    requests.work(
         [data_dir, base, chosen]() -> std::string {
             // mkdir -p for data_dir, then a session folder that did not exist before.
             std::string path;

@@ -48,8 +48,9 @@ public:
     using Created = std::function<void(std::unique_ptr<Session> session, const std::string& error)>;
     using ErrorSink = std::function<void(const std::string& message)>;
 
-    // Creates <data_dir>/session_YYYYMMDDTHHMMSSZ[_label] (with _2, _3 ... if taken) and logs/.
-    static void create(uv::Loop& loop, const std::string& data_dir, const std::string& label,
+    // Creates <data_dir>/session_YYYYMMDDTHHMMSSZ[_label] (with _2, _3 ... if taken) and logs/,
+    // on the thread pool through the caller's requests: done never runs once they are gone.
+    static void create(uv::Loop& loop, uv::Requests& requests, const std::string& data_dir, const std::string& label,
                        int64_t clock_interval_ms, ErrorSink on_error, Created done);
     ~Session();
 

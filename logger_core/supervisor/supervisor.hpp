@@ -181,7 +181,7 @@ private:
     uv::Signal sigint_;
     uv::Signal sigterm_;
     uv::Signal sighup_;
-    uv::Requests requests_;  // thread-pool work (the disk check)
+    uv::Requests requests_;  // thread-pool work: session folders, the disk check
     int signals_seen_ = 0;
     bool shutting_down_ = false;
     bool finished_ = false;

@@ -31,7 +31,7 @@ void Supervisor::start_session(const std::string& label, ResultCallback done) {
     }
     session_starting_ = true;
     Session::create(
-        loop_, config_.data_dir, label, config_.supervisor.clock_anchor_interval_ms,
+        loop_, requests_, config_.data_dir, label, config_.supervisor.clock_anchor_interval_ms,
         [this](const std::string& message) { log("error", message); },
         [this, done = std::move(done)](std::unique_ptr<Session> s, const std::string& error) {
             session_starting_ = false;

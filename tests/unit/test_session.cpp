@@ -33,10 +33,11 @@ TEST_CASE("UTC times are formatted with microseconds") {
 TEST_CASE("a session creates its folder, files and an atomic session.json") {
     test::TempDir dir;
     uv::Loop loop;
+    uv::Requests requests(loop);
     std::unique_ptr<Session> session;
     std::string error = "pending";
     std::string data_dir = dir.file("data/nested");  // created on demand
-    Session::create(loop, data_dir, "my label/..", 100, {}, [&](std::unique_ptr<Session> s, const std::string& e) {
+    Session::create(loop, requests, data_dir, "my label/..", 100, {}, [&](std::unique_ptr<Session> s, const std::string& e) {
         session = std::move(s);
         error = e;
     });
@@ -74,7 +75,7 @@ TEST_CASE("a session creates its folder, files and an atomic session.json") {
     // A second session in the same second gets its own folder.
     std::unique_ptr<Session> second;
     error = "pending";
-    Session::create(loop, data_dir, "my label", 100, {}, [&](std::unique_ptr<Session> s, const std::string& e) {
+    Session::create(loop, requests, data_dir, "my label", 100, {}, [&](std::unique_ptr<Session> s, const std::string& e) {
         second = std::move(s);
         error = e;
     });

@@ -48,11 +48,13 @@ std::string executable_dir() {
     return self.parent_path().string();
 }
 
-std::string find_module_executable(const std::string& type) {
-    std::string candidate = executable_dir() + "/pilogger-" + type;
+std::string find_sibling_executable(const std::string& name) {
+    std::string candidate = executable_dir() + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    return "pilogger-" + type;
+    return name;
 }
+
+std::string find_module_executable(const std::string& type) { return find_sibling_executable("pilogger-" + type); }
 
 namespace {
 // "" when path is a runnable file, else why not.

@@ -16,7 +16,9 @@ std::string create_directories(const std::string& dir);
 
 // The folder holding the running executable.
 std::string executable_dir();
-// <dir of pilogger>/pilogger-<type> if it exists, else the bare name for a PATH lookup.
+// <dir of pilogger>/<name> if it is executable there, else the bare name for a PATH lookup.
+std::string find_sibling_executable(const std::string& name);
+// find_sibling_executable("pilogger-<type>").
 std::string find_module_executable(const std::string& type);
 
 // Where spawning `file` would find it, as execvp does: a name with a '/' as it is (relative to

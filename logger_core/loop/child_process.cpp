@@ -68,22 +68,26 @@ void ChildProcess::start_reading(Reader& reader) {
                             [this, &reader](int) { on_end(reader); });
 }
 
+namespace {
+LineFramer::LineCallback line_sink(const ChildProcess::Output& o) {
+    return [&o](std::string_view line) { if (o.on_line) o.on_line(line); };
+}
+LineFramer::OverflowCallback overlong_sink(const ChildProcess::Output& o) {
+    return [&o](size_t dropped) { if (o.on_overlong) o.on_overlong(dropped); };
+}
+}  // namespace
+
 void ChildProcess::on_chunk(Reader& reader, std::string_view chunk) {
     const Output& o = reader.output;
     if (o.on_chunk) return o.on_chunk(chunk);
-    reader.framer.feed(
-        chunk, [&o](std::string_view line) { if (o.on_line) o.on_line(line); },
-        [&o](size_t dropped) { if (o.on_overlong) o.on_overlong(dropped); });
+    reader.framer.feed(chunk, line_sink(o), overlong_sink(o));
 }
 
 void ChildProcess::on_end(Reader& reader) {
     if (!reader.open) return;
     reader.open = false;
     const Output& o = reader.output;
-    if (!o.on_chunk) {
-        reader.framer.finish([&o](std::string_view line) { if (o.on_line) o.on_line(line); },
-                             [&o](size_t dropped) { if (o.on_overlong) o.on_overlong(dropped); });
-    }
+    if (!o.on_chunk) reader.framer.finish(line_sink(o), overlong_sink(o));
     // Copied: on_end may destroy this object.
     auto cb = o.on_end;
     if (cb) cb();

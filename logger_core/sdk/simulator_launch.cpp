@@ -3,7 +3,6 @@
 #include "json_read.hpp"
 #include "paths.hpp"
 
-#include <filesystem>
 #include <utility>
 
 namespace pilogger {
@@ -19,9 +18,7 @@ bool SimulatorLaunch::selected(const SimulatorHook& hook, const json& settings) 
 
 std::vector<std::string> SimulatorLaunch::command(const json& settings) const {
     // Next to the module's own program first, as `pilogger config check` looked for it.
-    std::string program = executable_dir() + "/" + hook_.program;
-    if (!std::filesystem::exists(program)) program = hook_.program;
-    std::vector<std::string> args{program, "--announce"};
+    std::vector<std::string> args{find_sibling_executable(hook_.program), "--announce"};
     const json& options = hook_.options.empty() ? json() : read::field(settings, hook_.options);
     if (!options.is_object()) return args;
     for (const auto& [key, value] : options.items()) {
